@@ -1,0 +1,9 @@
+//! stackci: build a software stack in dependency order, keep the binaries in an OCI mirror
+//! (a directory, an S3 bucket or a registry), generate CI pipelines, and assemble images.
+//!
+//! The `stackci` binary is a thin layer over this library; see `src/main.rs`.
+
+pub mod digest;
+pub mod mirror;
+pub mod plan;
+pub mod stack;

@@ -1,0 +1,48 @@
+//! Key/value object stores that can hold an OCI image layout (a directory, an S3 bucket).
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Result;
+
+/// An opaque version of an object, compared for conditional writes (an S3 ETag, a file's digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// What a conditional write requires of the object it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// The object must not exist (`If-None-Match: *`).
+    Absent,
+    /// The object must still be at this version (`If-Match`).
+    Matches(Version),
+}
+
+/// The small core a layout backend needs. Keys are `/`-separated paths relative to the
+/// layout root (`index.json`, `blobs/sha256/<hex>`).
+pub trait ObjectStore: Send + Sync {
+    /// Where the store is, for messages (never contains credentials).
+    fn location(&self) -> String;
+
+    /// Whether `key` exists.
+    fn exists(&self, key: &str) -> Result<bool>;
+
+    /// Opens `key` for streaming reads; `None` when it does not exist.
+    fn open(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>>;
+
+    /// Stores the contents of `file` under `key`; readers never see a partial object.
+    fn put_file(&self, key: &str, file: &Path) -> Result<()>;
+
+    /// Stores small `bytes` under `key`, unconditionally and atomically.
+    fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()>;
+
+    /// Reads a small object with its version; `None` when it does not exist.
+    fn read_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>>;
+
+    /// Writes `bytes` under `key` only if `pre` holds; `Ok(false)` when it did not
+    /// (another writer got there first), so the caller re-reads and retries.
+    fn write_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<bool>;
+
+    /// Keys under `prefix` (for rebuilding the index).
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
