@@ -6,4 +6,5 @@
 pub mod digest;
 pub mod mirror;
 pub mod plan;
+pub mod spec;
 pub mod stack;
