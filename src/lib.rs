@@ -5,6 +5,10 @@
 
 pub mod digest;
 pub mod mirror;
+pub mod build;
+pub mod cli;
+mod commands;
 pub mod plan;
+pub mod report;
 pub mod spec;
 pub mod stack;

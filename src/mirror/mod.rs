@@ -16,6 +16,7 @@ use crate::digest::Digest;
 
 pub mod fs;
 pub mod layout;
+pub mod open;
 pub mod package;
 pub mod store;
 
