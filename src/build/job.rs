@@ -1,6 +1,7 @@
 //! One package build, as a CI job does it: dependencies from the mirror, recipe, pack, push.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -67,6 +68,9 @@ pub fn build(stack: &Stack, i: usize, mirror: &dyn Mirror, settings: &BuildSetti
     receipts.clear(&prefix)?;
     let rooted = receipts.rooted(&prefix);
     fs::create_dir_all(&rooted).with_context(|| format!("creating {}", rooted.display()))?;
+    // The prefix's mode is part of the layer: don't let the caller's umask decide it.
+    fs::set_permissions(&rooted, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("setting the mode of {}", rooted.display()))?;
     let log = settings.log_path(&tag);
     fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
     recipe::run(stack, i, &work, &log, settings.jobs, settings.source_date_epoch, on_line)?;
