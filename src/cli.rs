@@ -71,6 +71,32 @@ pub enum Command {
     Install(InstallArgs),
     /// Rebuild the mirror's index from the manifests it holds.
     Index,
+    /// Assemble an image of the stack's `images:` section from the mirror's layers.
+    ///
+    /// REF is oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or
+    /// docker-archive:FILE[:NAME[:TAG]]. Blobs the target already has are neither read nor
+    /// uploaded; the same inputs give the same image digest (set SOURCE_DATE_EPOCH).
+    Image(ImageArgs),
+}
+
+/// Arguments of `image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The image's name in the stack's `images:` section.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Where to write it.
+    #[arg(long, value_name = "REF")]
+    pub to: String,
+
+    /// Use this base instead of the stack's `base:` (scratch, oci://..., oci-layout:DIR:TAG).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+
+    /// Most layers the image may have; beyond it the smallest package layers are merged.
+    #[arg(long, value_name = "N", default_value_t = crate::image::DEFAULT_LAYER_BUDGET)]
+    pub layer_budget: usize,
 }
 
 /// Arguments of `run`.

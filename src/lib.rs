@@ -4,6 +4,7 @@
 //! The `stackci` binary is a thin layer over this library; see `src/main.rs`.
 
 pub mod digest;
+pub mod image;
 pub mod mirror;
 pub mod build;
 pub mod cli;

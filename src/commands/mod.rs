@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
@@ -12,6 +13,7 @@ use crate::report::Mode;
 use crate::stack::{self, Stack};
 
 mod build;
+mod image;
 mod index;
 mod install;
 mod plan;
@@ -25,7 +27,9 @@ pub struct Context {
     /// The loaded, validated stack.
     pub stack: Stack,
     /// The opened mirror.
-    pub mirror: Box<dyn Mirror>,
+    pub mirror: Arc<dyn Mirror>,
+    /// Options for opening other mirrors and registries (bases, image targets).
+    pub mirror_options: MirrorOptions,
     /// How to show progress.
     pub mode: Mode,
     /// Print JSON on stdout.
@@ -43,7 +47,8 @@ impl Context {
             .unwrap_or_else(|| format!("file://{}", stack.state_dir().join("mirror").display()));
         let opts = MirrorOptions { ca_cert: cli.ca_cert.clone(), jobs: 0 };
         let mirror = open(&mirror_url, &stack.dir, &opts).with_context(|| format!("opening mirror {mirror_url}"))?;
-        Ok(Context { stack, mirror, mode: Mode::detect(cli.verbose, cli.quiet), json: cli.json })
+        let mirror = Arc::from(mirror);
+        Ok(Context { stack, mirror, mirror_options: opts, mode: Mode::detect(cli.verbose, cli.quiet), json: cli.json })
     }
 
     /// Resolves package names (or tags, or hashes) to indices, with a helpful error.
@@ -57,6 +62,11 @@ impl Context {
                 })
             })
             .collect()
+    }
+
+    /// The mirror, shareable with image layers that read from it.
+    pub fn shared_mirror(&self) -> Arc<dyn Mirror> {
+        self.mirror.clone()
     }
 
     /// Where local state (build trees, logs, caches) goes.
@@ -87,6 +97,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build(args) => build::run(&ctx, args),
         Command::Install(args) => install::run(&ctx, args),
         Command::Index => index::run(&ctx),
+        Command::Image(args) => image::run(&ctx, args),
     }
 }
 

@@ -131,6 +131,10 @@ impl ObjectStore for FsStore {
         Ok(ok)
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key)).filter(|p| p.is_file())
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let dir = self.path(prefix);
         let entries = match fs::read_dir(&dir) {

@@ -133,6 +133,10 @@ impl<S: ObjectStore> Mirror for LayoutMirror<S> {
             .with_context(|| format!("blob {digest} is not in {}", self.store.location()))
     }
 
+    fn local_blob_path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        self.store.local_path(&blob_key(digest))
+    }
+
     fn put_blob(&self, digest: &Digest, _size: u64, file: &Path) -> Result<()> {
         self.store.put_file(&blob_key(digest), file)
     }
