@@ -91,10 +91,7 @@ impl Vars {
         V: Into<String>,
     {
         Vars {
-            map: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            map: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
         }
     }
 
@@ -105,8 +102,7 @@ impl Vars {
 
     /// The variable's value, or an error naming it.
     pub fn require(&self, name: &str, why: &str) -> anyhow::Result<&str> {
-        self.get(name)
-            .with_context(|| format!("{name} is not set ({why})"))
+        self.get(name).with_context(|| format!("{name} is not set ({why})"))
     }
 
     /// True when the variable is `true` (any case), as CI systems set their markers.
@@ -251,10 +247,7 @@ impl GitHubActions {
         let event_name = vars.get(GITHUB_EVENT_NAME).map(str::to_string);
         let sha = match event_name.as_deref() {
             Some("pull_request" | "pull_request_target") => {
-                let path = vars.require(
-                    GITHUB_EVENT_PATH,
-                    "needed to find the pull request's head commit",
-                )?;
+                let path = vars.require(GITHUB_EVENT_PATH, "needed to find the pull request's head commit")?;
                 pull_request_head_sha(Path::new(path))?
             }
             _ => vars.require(GITHUB_SHA, why)?.to_string(),
@@ -263,10 +256,7 @@ impl GitHubActions {
             repository,
             sha,
             api_url: trim_slash(vars.get(GITHUB_API_URL).unwrap_or(DEFAULT_GITHUB_API_URL)),
-            server_url: trim_slash(
-                vars.get(GITHUB_SERVER_URL)
-                    .unwrap_or(DEFAULT_GITHUB_SERVER_URL),
-            ),
+            server_url: trim_slash(vars.get(GITHUB_SERVER_URL).unwrap_or(DEFAULT_GITHUB_SERVER_URL)),
             run_id: vars.get(GITHUB_RUN_ID).map(str::to_string),
             event_name,
         }))
@@ -295,8 +285,8 @@ impl GitLabCi {
 fn pull_request_head_sha(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the GitHub event payload {}", path.display()))?;
-    let event: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("parsing the GitHub event payload {}", path.display()))?;
+    let event: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing the GitHub event payload {}", path.display()))?;
     match event.pointer("/pull_request/head/sha").and_then(|v| v.as_str()) {
         Some(sha) if !sha.is_empty() => Ok(sha.to_string()),
         _ => bail!(
@@ -337,10 +327,7 @@ mod tests {
         };
         assert_eq!(gh.sha, "abc");
         assert_eq!(gh.api_url, "https://api.github.com");
-        assert_eq!(
-            gh.run_url().as_deref(),
-            Some("https://github.com/o/r/actions/runs/42")
-        );
+        assert_eq!(gh.run_url().as_deref(), Some("https://github.com/o/r/actions/runs/42"));
     }
 
     #[test]

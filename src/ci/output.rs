@@ -75,11 +75,7 @@ impl Flavor {
     pub fn group_end(self, name: &str) -> String {
         match self {
             Flavor::GitHub => "::endgroup::\n".to_string(),
-            Flavor::GitLab => format!(
-                "\x1b[0Ksection_end:{}:{}\r\x1b[0K\n",
-                unix_now(),
-                section_name(name)
-            ),
+            Flavor::GitLab => format!("\x1b[0Ksection_end:{}:{}\r\x1b[0K\n", unix_now(), section_name(name)),
             Flavor::Plain => String::new(),
         }
     }
@@ -103,11 +99,7 @@ impl Flavor {
                     props.push(format!("title={}", escape_property(t)));
                 }
                 let sep = if props.is_empty() { "" } else { " " };
-                format!(
-                    "::error{sep}{}::{}\n",
-                    props.join(","),
-                    escape_data(&a.message)
-                )
+                format!("::error{sep}{}::{}\n", props.join(","), escape_data(&a.message))
             }
             Flavor::GitLab | Flavor::Plain => {
                 let mut place = String::new();
@@ -130,9 +122,7 @@ impl Flavor {
 
 /// Workflow command data escaping (as `@actions/core` does): `%`, CR, LF.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// Workflow command property escaping: data escaping plus `:` and `,`.
@@ -159,9 +149,7 @@ fn one_line(s: &str) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// One `GITHUB_OUTPUT` entry: `key=value` for one-line values, else the heredoc form
@@ -261,7 +249,11 @@ pub fn step_summary_markdown(summary: &RunSummary) -> String {
     }
     for p in &summary.packages {
         if let Outcome::Failed { log_tail } = &p.outcome {
-            let tail = tail_of(&strip_ansi(log_tail), SUMMARY_LOG_LINES, SUMMARY_LOG_BYTES);
+            let clean: String = strip_ansi(log_tail)
+                .chars()
+                .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+                .collect();
+            let tail = tail_of(&clean, SUMMARY_LOG_LINES, SUMMARY_LOG_BYTES);
             let fence = "`".repeat(longest_backtick_run(&tail).max(2) + 1);
             md.push_str(&format!(
                 "\n<details><summary>{} {}: end of the build log</summary>\n\n{fence}text\n{}\n{fence}\n\n</details>\n",
@@ -444,13 +436,12 @@ pub fn junit_xml(summary: &RunSummary) -> String {
                 )),
                 xml_text(log_tail)
             )),
-            Outcome::Skipped { reason } => xml.push_str(&format!(
-                "      <skipped message=\"{}\"/>\n",
-                xml_attr(reason)
-            )),
-            Outcome::External => xml.push_str(
-                "      <skipped message=\"external package: provided by the system, never built\"/>\n",
-            ),
+            Outcome::Skipped { reason } => {
+                xml.push_str(&format!("      <skipped message=\"{}\"/>\n", xml_attr(reason)))
+            }
+            Outcome::External => {
+                xml.push_str("      <skipped message=\"external package: provided by the system, never built\"/>\n")
+            }
         }
         xml.push_str(&format!(
             "      <system-out>{}</system-out>\n    </testcase>\n",
@@ -503,7 +494,10 @@ mod tests {
             Flavor::Plain.error(&a),
             "error: dir,x/stack:1.yaml:7: bad 100%\nsecond line\n"
         );
-        assert_eq!(Flavor::GitHub.group_start("x", "build zlib", true), "::group::build zlib\n");
+        assert_eq!(
+            Flavor::GitHub.group_start("x", "build zlib", true),
+            "::group::build zlib\n"
+        );
         assert_eq!(Flavor::GitHub.group_end("x"), "::endgroup::\n");
     }
 

@@ -140,8 +140,7 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 /// Reads the end of a log file for [`Outcome::Failed`]: at most `max_lines` lines and at most
 /// `max_bytes` bytes, without reading the rest of the file. Invalid UTF-8 is replaced.
 pub fn log_tail(path: &Path, max_lines: usize, max_bytes: u64) -> anyhow::Result<String> {
-    let mut file =
-        fs::File::open(path).with_context(|| format!("opening log {}", path.display()))?;
+    let mut file = fs::File::open(path).with_context(|| format!("opening log {}", path.display()))?;
     let len = file
         .metadata()
         .with_context(|| format!("reading the size of log {}", path.display()))?
@@ -188,12 +187,7 @@ mod tests {
                 pkg("a", Outcome::Built),
                 pkg("b", Outcome::Cached),
                 pkg("c", Outcome::Cached),
-                pkg(
-                    "d",
-                    Outcome::Failed {
-                        log_tail: "x".into(),
-                    },
-                ),
+                pkg("d", Outcome::Failed { log_tail: "x".into() }),
             ],
         };
         assert_eq!(s.counts().to_string(), "1 built, 2 cached, 1 failed");

@@ -13,8 +13,8 @@ use reqwest::header::{ACCEPT, HeaderName};
 use serde::Serialize;
 
 use super::{
-    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, chain, check_sha,
-    retry_after, runtime, truncate_chars, with_retries,
+    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, chain, check_sha, retry_after, runtime,
+    truncate_chars, with_retries,
 };
 use crate::ci::env::Token;
 
@@ -68,11 +68,7 @@ struct Body<'a> {
 impl GitHubReporter {
     /// A reporter for `target`, authenticating with `token` (sent as a Bearer header, to
     /// the API host only).
-    pub fn new(
-        target: GitHubTarget,
-        token: Token,
-        opts: &StatusOptions,
-    ) -> anyhow::Result<GitHubReporter> {
+    pub fn new(target: GitHubTarget, token: Token, opts: &StatusOptions) -> anyhow::Result<GitHubReporter> {
         let (owner, repo) = split_repository(&target.repository)?;
         let (owner, repo) = (owner.to_string(), repo.to_string());
         check_sha(&target.sha).context("GitHub commit status")?;
@@ -147,9 +143,7 @@ impl GitHubReporter {
         let message = a.message();
         let rate_limited = a.code == 429
             || (a.code == 403
-                && (limit_spent
-                    || a.retry_after.is_some()
-                    || message.to_ascii_lowercase().contains("rate limit")));
+                && (limit_spent || a.retry_after.is_some() || message.to_ascii_lowercase().contains("rate limit")));
         match a.code {
             200..=299 => Verdict::Done,
             _ if rate_limited || a.code >= 500 => Verdict::Retry {
@@ -200,11 +194,7 @@ impl GitHubReporter {
 
 impl StatusReporter for GitHubReporter {
     fn destination(&self) -> String {
-        format!(
-            "GitHub {}@{}",
-            self.target.repository,
-            short(&self.target.sha)
-        )
+        format!("GitHub {}@{}", self.target.repository, short(&self.target.sha))
     }
 
     fn default_target_url(&self) -> Option<&str> {
@@ -212,10 +202,7 @@ impl StatusReporter for GitHubReporter {
     }
 
     fn post(&self, status: &Status) -> Result<(), StatusError> {
-        let route = format!(
-            "/repos/{}/{}/statuses/{}",
-            self.owner, self.repo, self.target.sha
-        );
+        let route = format!("/repos/{}/{}/statuses/{}", self.owner, self.repo, self.target.sha);
         let body = Body {
             state: status.state.github(),
             context: &status.context,
@@ -223,25 +210,16 @@ impl StatusReporter for GitHubReporter {
                 .description
                 .as_deref()
                 .map(|d| truncate_chars(d, DESCRIPTION_MAX)),
-            target_url: status
-                .target_url
-                .as_deref()
-                .or(self.target.target_url.as_deref()),
+            target_url: status.target_url.as_deref().or(self.target.target_url.as_deref()),
         };
-        with_retries(&self.retry, &self.destination(), || {
-            self.attempt(&route, &body)
-        })
+        with_retries(&self.retry, &self.destination(), || self.attempt(&route, &body))
     }
 }
 
 /// `OWNER/REPO` split and checked against GitHub's name rules (letters, digits, `-`, `_`, `.`).
 fn split_repository(repository: &str) -> anyhow::Result<(&str, &str)> {
     let ok = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     };
     match repository.split_once('/') {
         Some((owner, repo)) if ok(owner) && ok(repo) => Ok((owner, repo)),

@@ -11,8 +11,8 @@ use reqwest::header::{HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 
 use super::{
-    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, chain, check_sha,
-    retry_after, runtime, truncate_chars, with_retries,
+    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, chain, check_sha, retry_after, runtime,
+    truncate_chars, with_retries,
 };
 use crate::ci::env::Token;
 
@@ -69,11 +69,7 @@ struct Body<'a> {
 
 impl GitLabReporter {
     /// A reporter for `target`, authenticating with `token` in the `PRIVATE-TOKEN` header.
-    pub fn new(
-        target: GitLabTarget,
-        token: Token,
-        opts: &StatusOptions,
-    ) -> anyhow::Result<GitLabReporter> {
+    pub fn new(target: GitLabTarget, token: Token, opts: &StatusOptions) -> anyhow::Result<GitLabReporter> {
         check_sha(&target.sha).context("GitLab commit status")?;
         let url = format!(
             "{}/projects/{}/statuses/{}",
@@ -81,8 +77,7 @@ impl GitLabReporter {
             encode_segment(&target.project_id),
             target.sha
         );
-        reqwest::Url::parse(&url)
-            .with_context(|| format!("GitLab API URL {url} is not a valid URL"))?;
+        reqwest::Url::parse(&url).with_context(|| format!("GitLab API URL {url} is not a valid URL"))?;
         let http = reqwest::Client::builder()
             .timeout(opts.request_timeout())
             .user_agent(concat!("stackci/", env!("CARGO_PKG_VERSION")))
@@ -202,10 +197,7 @@ impl StatusReporter for GitLabReporter {
             name: &status.context,
             pipeline_id: self.target.pipeline_id,
             target_url,
-            description: status
-                .description
-                .as_deref()
-                .map(|d| truncate_chars(d, FIELD_MAX)),
+            description: status.description.as_deref().map(|d| truncate_chars(d, FIELD_MAX)),
         };
         with_retries(&self.retry, &self.destination(), || self.attempt(&body))
     }

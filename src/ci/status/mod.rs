@@ -183,7 +183,7 @@ pub trait StatusReporter: fmt::Debug + Send {
 #[non_exhaustive]
 pub enum StatusError {
     /// The service refused the token or its permissions (401, 403, 404).
-    #[error("{service} answered {code} posting a commit status to {destination}: {hint} (server said: {message})")]
+    #[error("{destination} answered {code}: {hint} (server said: {message})")]
     Permission {
         /// `GitHub` or `GitLab`.
         service: &'static str,
@@ -197,7 +197,7 @@ pub enum StatusError {
         message: String,
     },
     /// The service refused the status for another reason (e.g. 422 validation failed).
-    #[error("{service} answered {code} posting a commit status to {destination}: {message}")]
+    #[error("{destination} answered {code}: {message}")]
     Rejected {
         /// `GitHub` or `GitLab`.
         service: &'static str,
@@ -298,10 +298,7 @@ pub fn from_env(opts: &StatusOptions) -> anyhow::Result<Option<Box<dyn StatusRep
 ///
 /// A detected CI without a token, or with required variables missing, is an error that says
 /// what to set.
-pub fn from_vars(
-    vars: &Vars,
-    opts: &StatusOptions,
-) -> anyhow::Result<Option<Box<dyn StatusReporter>>> {
+pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box<dyn StatusReporter>>> {
     let ci = Ci::detect(vars)?;
     if let Some(repo) = &opts.github_repo {
         let Some(ci) = ci else {
@@ -363,12 +360,7 @@ pub fn from_vars(
 }
 
 /// The token from `--token-env NAME` or the first of `defaults` that is set.
-fn token(
-    vars: &Vars,
-    opts: &StatusOptions,
-    defaults: &[&str],
-    service: &str,
-) -> anyhow::Result<Token> {
+fn token(vars: &Vars, opts: &StatusOptions, defaults: &[&str], service: &str) -> anyhow::Result<Token> {
     if let Some(name) = &opts.token_env {
         return match vars.token(&[name.as_str()]) {
             Some((t, _)) => Ok(t),
@@ -397,14 +389,9 @@ fn token(
 pub fn report(reporter: &dyn StatusReporter, status: &Status, strict: bool) -> anyhow::Result<()> {
     match reporter.post(status) {
         Ok(()) => Ok(()),
-        Err(e) if strict => Err(e).with_context(|| {
-            format!(
-                "posting status {} ({}) to {}",
-                status.context,
-                status.state,
-                reporter.destination()
-            )
-        }),
+        Err(e) if strict => {
+            Err(e).with_context(|| format!("posting commit status {} ({})", status.context, status.state))
+        }
         Err(e) => {
             eprintln!(
                 "warning: commit status {} ({}) not posted: {e} (the build goes on; --strict makes this an error)",
@@ -444,10 +431,7 @@ pub fn package_statuses(summary: &RunSummary) -> Vec<Status> {
         .iter()
         .map(|p| {
             let (state, description) = match &p.outcome {
-                Outcome::Built => (
-                    State::Success,
-                    format!("built in {:.0} s", p.duration.as_secs_f64()),
-                ),
+                Outcome::Built => (State::Success, format!("built in {:.0} s", p.duration.as_secs_f64())),
                 Outcome::Cached => (State::Success, "cached in the mirror".to_string()),
                 Outcome::External => (State::Success, "external (provided by the system)".to_string()),
                 Outcome::Failed { .. } => (
@@ -530,10 +514,7 @@ enum Verdict {
     /// Posted (or already in that state).
     Done,
     /// Retryable; wait the hint if any, else back off.
-    Retry {
-        hint: Option<Duration>,
-        reason: String,
-    },
+    Retry { hint: Option<Duration>, reason: String },
     /// Not retryable.
     Fail(StatusError),
 }
