@@ -22,8 +22,10 @@ pub fn toposort<K: Ord>(keys: &[K], deps: &[Vec<usize>]) -> Result<Vec<usize>, V
             dependents[d].push(i);
         }
     }
-    let mut ready: BinaryHeap<Reverse<(&K, usize)>> =
-        (0..n).filter(|&i| missing[i] == 0).map(|i| Reverse((&keys[i], i))).collect();
+    let mut ready: BinaryHeap<Reverse<(&K, usize)>> = (0..n)
+        .filter(|&i| missing[i] == 0)
+        .map(|i| Reverse((&keys[i], i)))
+        .collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse((_, i))) = ready.pop() {
         order.push(i);
@@ -61,7 +63,9 @@ fn find_cycle<K: Ord>(keys: &[K], deps: &[Vec<usize>], missing: &[usize]) -> Vec
         }
     }
     let mut cycle = path.split_off(on_path[node]);
-    let first = (0..cycle.len()).min_by(|&a, &b| by_key(&cycle[a], &cycle[b])).unwrap_or(0);
+    let first = (0..cycle.len())
+        .min_by(|&a, &b| by_key(&cycle[a], &cycle[b]))
+        .unwrap_or(0);
     cycle.rotate_left(first);
     cycle
 }

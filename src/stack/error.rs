@@ -20,7 +20,10 @@ impl Position {
         if loc.line() == 0 {
             return None;
         }
-        Some(Position { line: loc.line() as usize, column: loc.column().max(1) as usize })
+        Some(Position {
+            line: loc.line() as usize,
+            column: loc.column().max(1) as usize,
+        })
     }
 
     /// The position of byte `offset` in `text`.
@@ -104,7 +107,10 @@ impl StackError {
 
     /// An I/O failure while doing `what` (e.g. "cannot read the stack file").
     pub(crate) fn io(file: &Path, what: impl Into<String>, source: io::Error) -> StackError {
-        StackError { source: Some(source), ..StackError::new(file, ErrorKind::Io, what) }
+        StackError {
+            source: Some(source),
+            ..StackError::new(file, ErrorKind::Io, what)
+        }
     }
 
     /// Sets the position.
@@ -149,10 +155,17 @@ mod tests {
 
     #[test]
     fn displays_like_a_compiler() {
-        let e = StackError::new(Path::new("stack.yaml"), ErrorKind::UnknownPackage, "depends on unknown package `zlb`")
-            .at(Some(Position { line: 12, column: 5 }))
-            .package("hello");
-        assert_eq!(e.to_string(), "error: stack.yaml:12:5: package `hello`: depends on unknown package `zlb`");
+        let e = StackError::new(
+            Path::new("stack.yaml"),
+            ErrorKind::UnknownPackage,
+            "depends on unknown package `zlb`",
+        )
+        .at(Some(Position { line: 12, column: 5 }))
+        .package("hello");
+        assert_eq!(
+            e.to_string(),
+            "error: stack.yaml:12:5: package `hello`: depends on unknown package `zlb`"
+        );
         let e = StackError::new(Path::new("dir/spack.lock"), ErrorKind::Syntax, "bad");
         assert_eq!(e.to_string(), "error: dir/spack.lock: bad");
     }
@@ -162,7 +175,10 @@ mod tests {
         let text = "ab\ncdé\nf".as_bytes();
         assert_eq!(Position::of_offset(text, 0), Position { line: 1, column: 1 });
         assert_eq!(Position::of_offset(text, 3), Position { line: 2, column: 1 });
-        assert_eq!(Position::of_offset(text, text.len() - 1), Position { line: 3, column: 1 });
+        assert_eq!(
+            Position::of_offset(text, text.len() - 1),
+            Position { line: 3, column: 1 }
+        );
         assert_eq!(Position::of_offset(text, 7), Position { line: 2, column: 4 });
     }
 

@@ -134,7 +134,10 @@ mod tests {
         let h = package_hash(&input(&env));
         assert_eq!(h.len(), 32);
         assert!(h.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')), "{h}");
-        assert_eq!(h, "z7ydhyfqzxuzlwvz52us6wqfl3mkngyd", "encoding changed: bump the version tag");
+        assert_eq!(
+            h, "z7ydhyfqzxuzlwvz52us6wqfl3mkngyd",
+            "encoding changed: bump the version tag"
+        );
     }
 
     #[test]
@@ -142,17 +145,44 @@ mod tests {
         let env = BTreeMap::new();
         let base = package_hash(&input(&env));
         let env2: BTreeMap<String, String> = [("CFLAGS".into(), "-O2".into())].into();
-        let src = Source::Url { url: "https://x/y.tgz".into(), sha256: Digest::of(b"y") };
+        let src = Source::Url {
+            url: "https://x/y.tgz".into(),
+            sha256: Digest::of(b"y"),
+        };
         let variants: Vec<HashInput> = vec![
-            HashInput { name: "zlib-ng", ..input(&env) },
-            HashInput { version: "1.3.2", ..input(&env) },
-            HashInput { script: "make  install", ..input(&env) },
-            HashInput { source: Some(&src), ..input(&env) },
+            HashInput {
+                name: "zlib-ng",
+                ..input(&env)
+            },
+            HashInput {
+                version: "1.3.2",
+                ..input(&env)
+            },
+            HashInput {
+                script: "make  install",
+                ..input(&env)
+            },
+            HashInput {
+                source: Some(&src),
+                ..input(&env)
+            },
             input(&env2),
-            HashInput { store: Path::new("/opt/other"), ..input(&env) },
-            HashInput { platform: "aarch64-linux", ..input(&env) },
-            HashInput { deps: vec![("a", DepKind::Runtime, "h")], ..input(&env) },
-            HashInput { deps: vec![("a", DepKind::Build, "h")], ..input(&env) },
+            HashInput {
+                store: Path::new("/opt/other"),
+                ..input(&env)
+            },
+            HashInput {
+                platform: "aarch64-linux",
+                ..input(&env)
+            },
+            HashInput {
+                deps: vec![("a", DepKind::Runtime, "h")],
+                ..input(&env)
+            },
+            HashInput {
+                deps: vec![("a", DepKind::Build, "h")],
+                ..input(&env)
+            },
         ];
         let mut seen = std::collections::BTreeSet::from([base]);
         for v in &variants {
@@ -163,8 +193,16 @@ mod tests {
     #[test]
     fn field_boundaries_are_unambiguous() {
         let env = BTreeMap::new();
-        let a = package_hash(&HashInput { name: "ab", version: "c", ..input(&env) });
-        let b = package_hash(&HashInput { name: "a", version: "bc", ..input(&env) });
+        let a = package_hash(&HashInput {
+            name: "ab",
+            version: "c",
+            ..input(&env)
+        });
+        let b = package_hash(&HashInput {
+            name: "a",
+            version: "bc",
+            ..input(&env)
+        });
         assert_ne!(a, b);
     }
 
@@ -185,11 +223,23 @@ mod tests {
     #[test]
     fn url_is_not_part_of_identity_only_its_sha() {
         let env = BTreeMap::new();
-        let one = Source::Url { url: "https://a/x.tgz".into(), sha256: Digest::of(b"x") };
-        let two = Source::Url { url: "https://b/x.tgz".into(), sha256: Digest::of(b"x") };
+        let one = Source::Url {
+            url: "https://a/x.tgz".into(),
+            sha256: Digest::of(b"x"),
+        };
+        let two = Source::Url {
+            url: "https://b/x.tgz".into(),
+            sha256: Digest::of(b"x"),
+        };
         assert_eq!(
-            package_hash(&HashInput { source: Some(&one), ..input(&env) }),
-            package_hash(&HashInput { source: Some(&two), ..input(&env) })
+            package_hash(&HashInput {
+                source: Some(&one),
+                ..input(&env)
+            }),
+            package_hash(&HashInput {
+                source: Some(&two),
+                ..input(&env)
+            })
         );
     }
 }

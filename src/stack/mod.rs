@@ -36,7 +36,11 @@ pub fn load(path: &Path) -> Result<Stack, StackError> {
                 spack::parse(path, &bytes)
             } else {
                 let text = String::from_utf8(bytes).map_err(|e| {
-                    StackError::io(path, "cannot read the stack file", std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                    StackError::io(
+                        path,
+                        "cannot read the stack file",
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    )
                 })?;
                 yaml::parse(path, &text)
             }
@@ -59,10 +63,18 @@ fn discover_in(explicit: Option<&Path>, from_env: Option<&Path>, dir: &Path) -> 
     if let Some((path, origin)) = named {
         return match std::fs::metadata(path) {
             Ok(m) if m.is_file() => Ok(path.to_path_buf()),
-            Ok(_) => Err(StackError::new(path, ErrorKind::NotFound, format!("not a file (from {origin})"))),
+            Ok(_) => Err(StackError::new(
+                path,
+                ErrorKind::NotFound,
+                format!("not a file (from {origin})"),
+            )),
             Err(e) => Err(StackError {
                 source: Some(e),
-                ..StackError::new(path, ErrorKind::NotFound, format!("cannot open the stack file (from {origin})"))
+                ..StackError::new(
+                    path,
+                    ErrorKind::NotFound,
+                    format!("cannot open the stack file (from {origin})"),
+                )
             }),
         };
     }
@@ -77,9 +89,8 @@ fn discover_in(explicit: Option<&Path>, from_env: Option<&Path>, dir: &Path) -> 
     } else {
         dir.to_path_buf()
     };
-    let msg = format!(
-        "no stack file found; tried --stack (not given), ${STACK_ENV} (not set), ./stack.yaml, ./spack.lock"
-    );
+    let msg =
+        format!("no stack file found; tried --stack (not given), ${STACK_ENV} (not set), ./stack.yaml, ./spack.lock");
     Err(StackError::new(&shown, ErrorKind::NotFound, msg))
 }
 

@@ -96,17 +96,63 @@ struct SpecDep<'a> {
     #[serde(borrow)]
     hash: Cow<'a, str>,
     /// Versions 5–6.
-    #[serde(default, borrow)]
-    parameters: Option<DepParameters<'a>>,
+    #[serde(default)]
+    parameters: Option<DepParameters>,
     /// Version 4.
-    #[serde(default, borrow, rename = "type")]
-    types: Option<Vec<Cow<'a, str>>>,
+    #[serde(default, rename = "type")]
+    types: Option<DepTypes>,
 }
 
 #[derive(Deserialize)]
-struct DepParameters<'a> {
-    #[serde(default, borrow)]
-    deptypes: Vec<Cow<'a, str>>,
+struct DepParameters {
+    #[serde(default)]
+    deptypes: DepTypes,
+}
+
+/// A list of Spack deptypes read straight into bits, without allocating.
+#[derive(Default, Clone, Copy)]
+struct DepTypes(u8);
+
+impl DepTypes {
+    const BUILD: u8 = 1;
+    const LINK: u8 = 2;
+    const RUN: u8 = 4;
+
+    /// The stackci edge kind: link or run is runtime, build alone is build, else none.
+    fn kind(self) -> Option<DepKind> {
+        if self.0 & (Self::LINK | Self::RUN) != 0 {
+            Some(DepKind::Runtime)
+        } else if self.0 & Self::BUILD != 0 {
+            Some(DepKind::Build)
+        } else {
+            None
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DepTypes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DepTypes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of deptypes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DepTypes, A::Error> {
+                let mut bits = 0;
+                while let Some(t) = seq.next_element::<Borrowed<'de>>()? {
+                    bits |= match t.0.as_ref() {
+                        "build" => DepTypes::BUILD,
+                        "link" => DepTypes::LINK,
+                        "run" => DepTypes::RUN,
+                        _ => 0, // "test", and anything newer: not needed to build or run
+                    };
+                }
+                Ok(DepTypes(bits))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -162,13 +208,13 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
                 let at = spec_position(bytes, hash);
                 return Err(fail(ErrorKind::UnknownPackage, at, msg).package(format!("{}/{hash}", spec.name)));
             };
-            let types = d.parameters.as_ref().map(|p| &p.deptypes).or(d.types.as_ref());
-            let has = |t: &str| types.is_some_and(|ts| ts.iter().any(|x| x == t));
-            let kind = if has("link") || has("run") {
-                DepKind::Runtime
-            } else if has("build") {
-                DepKind::Build
-            } else {
+            let types = d
+                .parameters
+                .as_ref()
+                .map(|p| p.deptypes)
+                .or(d.types)
+                .unwrap_or_default();
+            let Some(kind) = types.kind() else {
                 continue; // test-only (or no type): not needed to build or run
             };
             match out.iter_mut().find(|e| e.index == index) {
@@ -195,18 +241,28 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
     let mut slots: Vec<Option<(Cow<str>, Spec)>> = specs.into_iter().map(Some).collect();
     let mut packages = Vec::with_capacity(order.len());
     for &old in &order {
-        let Some((hash, spec)) = slots[old].take() else { continue };
+        let Some((hash, spec)) = slots[old].take() else {
+            continue;
+        };
         let recipe = match spec.external {
             None => Recipe::Spack,
-            Some(External { path: Some(p) }) => Recipe::External { path: PathBuf::from(p.as_ref()) },
+            Some(External { path: Some(p) }) => Recipe::External {
+                path: PathBuf::from(p.as_ref()),
+            },
             Some(External { path: None }) => {
                 let msg = "external without a `path` (module-only externals are not supported)".to_string();
-                return Err(fail(ErrorKind::Invalid, spec_position(bytes, &hash), msg)
-                    .package(format!("{}/{hash}", spec.name)));
+                return Err(
+                    fail(ErrorKind::Invalid, spec_position(bytes, &hash), msg).package(format!("{}/{hash}", spec.name))
+                );
             }
         };
-        let mut ds: Vec<Dep> =
-            std::mem::take(&mut deps[old]).into_iter().map(|d| Dep { index: new_index[d.index], kind: d.kind }).collect();
+        let mut ds: Vec<Dep> = std::mem::take(&mut deps[old])
+            .into_iter()
+            .map(|d| Dep {
+                index: new_index[d.index],
+                kind: d.kind,
+            })
+            .collect();
         ds.sort_unstable_by_key(|d| d.index);
         packages.push(Package {
             name: spec.name.into_owned(),
@@ -223,7 +279,9 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         .map_err(|e| StackError::io(path, "cannot resolve the lockfile's directory", e))?
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let name = dir.file_name().map_or_else(|| "spack".to_string(), |n| n.to_string_lossy().into_owned());
+    let name = dir
+        .file_name()
+        .map_or_else(|| "spack".to_string(), |n| n.to_string_lossy().into_owned());
     Ok(Stack {
         name,
         path: path.to_path_buf(),
@@ -252,7 +310,10 @@ fn json_error(path: &Path, e: &serde_json::Error) -> StackError {
         if msg.ends_with(&suffix) {
             msg.truncate(msg.len() - suffix.len());
         }
-        Position { line: e.line(), column: e.column() }
+        Position {
+            line: e.line(),
+            column: e.column(),
+        }
     });
     StackError::new(path, ErrorKind::Syntax, format!("malformed lockfile: {msg}")).at(at)
 }

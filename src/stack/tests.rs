@@ -11,7 +11,9 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture { dir: tempfile::tempdir().unwrap() }
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Writes `rel` (creating parents) and returns its path.
@@ -80,7 +82,19 @@ fn loads_a_valid_stack() {
     let names: Vec<&str> = stack.packages.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["libz", "tool", "hello"], "dependencies first, ties by name");
     let hello = &stack.packages[2];
-    assert_eq!(hello.deps, [Dep { index: 0, kind: DepKind::Runtime }, Dep { index: 1, kind: DepKind::Build }]);
+    assert_eq!(
+        hello.deps,
+        [
+            Dep {
+                index: 0,
+                kind: DepKind::Runtime
+            },
+            Dep {
+                index: 1,
+                kind: DepKind::Build
+            }
+        ]
+    );
     assert_eq!(hello.recipe, Recipe::Script("make install".into()));
     match &hello.source {
         Some(Source::Path { path, .. }) => assert_eq!(path, &fx.dir.path().join("src/hello")),
@@ -110,9 +124,18 @@ fn order_and_hashes_do_not_depend_on_file_order() {
     fx.write("src/hello/hello.c", "x");
     let a = fx.load(GOOD).unwrap();
     // Same packages, reversed order of entries.
-    let reordered = GOOD.replace("packages:\n  hello:", "packages:\n  zzz:\n    version: '0'\n    build: ''\n  hello:");
+    let reordered = GOOD.replace(
+        "packages:\n  hello:",
+        "packages:\n  zzz:\n    version: '0'\n    build: ''\n  hello:",
+    );
     let b = fx.load(&reordered).unwrap();
-    let key = |s: &Stack| s.packages.iter().filter(|p| p.name != "zzz").map(|p| (p.name.clone(), p.hash.clone())).collect::<Vec<_>>();
+    let key = |s: &Stack| {
+        s.packages
+            .iter()
+            .filter(|p| p.name != "zzz")
+            .map(|p| (p.name.clone(), p.hash.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(key(&a), key(&b));
 }
 
@@ -139,7 +162,9 @@ fn unknown_key_names_package() {
 #[test]
 fn unknown_dependency() {
     assert_eq!(
-        error("  zlib:\n    version: '1'\n    build: x\n  hello:\n    version: '1'\n    depends: [zlb]\n    build: x\n"),
+        error(
+            "  zlib:\n    version: '1'\n    build: x\n  hello:\n    version: '1'\n    depends: [zlb]\n    build: x\n"
+        ),
         "error: stack.yaml:8:15: package `hello`: depends on unknown package `zlb` (did you mean `zlib`?)"
     );
     assert_eq!(
@@ -154,7 +179,10 @@ fn dependency_cycle_is_printed() {
                 c:\n    version: '1'\n    build-depends: [a]\n    build: x\n  \
                 a:\n    version: '1'\n    depends: [b]\n    build: x\n  \
                 top:\n    version: '1'\n    depends: [a]\n    build: x\n";
-    assert_eq!(error(yaml), "error: stack.yaml:13:15: package `a`: dependency cycle: a -> b -> c -> a");
+    assert_eq!(
+        error(yaml),
+        "error: stack.yaml:13:15: package `a`: dependency cycle: a -> b -> c -> a"
+    );
     assert_eq!(
         error("  me:\n    version: '1'\n    depends: [me]\n    build: x\n"),
         "error: stack.yaml:5:15: package `me`: dependency cycle: me -> me"
@@ -164,17 +192,28 @@ fn dependency_cycle_is_printed() {
 #[test]
 fn duplicate_package() {
     assert_eq!(
-        error("  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    build: x\n  a:\n    version: '2'\n    build: y\n"),
+        error(
+            "  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    build: x\n  a:\n    version: '2'\n    build: y\n"
+        ),
         "error: stack.yaml:9:3: package `a`: duplicate package `a` (first defined at line 3)"
     );
     let e = error("  a:\n    version: '1'\n    version: '2'\n    build: x\n");
-    assert!(e.starts_with("error: stack.yaml:5:5: package `a`: duplicate mapping key `version`"), "{e}");
+    assert!(
+        e.starts_with("error: stack.yaml:5:5: package `a`: duplicate mapping key `version`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_version_and_build() {
-    assert_eq!(error("  a:\n    build: x\n"), "error: stack.yaml:3:3: package `a`: missing `version:`");
-    assert_eq!(error("  a:\n    version: '1'\n"), "error: stack.yaml:3:3: package `a`: missing `build:` script");
+    assert_eq!(
+        error("  a:\n    build: x\n"),
+        "error: stack.yaml:3:3: package `a`: missing `version:`"
+    );
+    assert_eq!(
+        error("  a:\n    version: '1'\n"),
+        "error: stack.yaml:3:3: package `a`: missing `build:` script"
+    );
     assert_eq!(
         error("  a:\n    version: 'a b'\n    build: x\n"),
         "error: stack.yaml:4:14: package `a`: invalid version `a b`: must be non-empty, without spaces or `/`"
@@ -185,7 +224,9 @@ fn missing_version_and_build() {
 fn bad_sha256() {
     let sha = "9A93B2B7DFDAC77CEBA5A558A580E74667DD6FEDE4585B91EEFB60F03B72DF23";
     assert_eq!(
-        error(&format!("  a:\n    version: '1'\n    source: {{ url: 'https://x/a.tgz', sha256: {sha} }}\n    build: x\n")),
+        error(&format!(
+            "  a:\n    version: '1'\n    source: {{ url: 'https://x/a.tgz', sha256: {sha} }}\n    build: x\n"
+        )),
         format!("error: stack.yaml:5:47: package `a`: bad sha256 `{sha}`: expected 64 lowercase hex characters")
     );
     let e = error("  a:\n    version: '1'\n    source: { url: 'https://x/a.tgz', sha256: abc }\n    build: x\n");
@@ -203,13 +244,23 @@ fn bad_sha256() {
 #[test]
 fn source_needs_exactly_one_kind() {
     let both = error("  a:\n    version: '1'\n    source: { url: 'https://x', path: src }\n    build: x\n");
-    assert_eq!(both, "error: stack.yaml:5:13: package `a`: `source:` needs exactly one of `url:` (with `sha256:`) or `path:`");
+    assert_eq!(
+        both,
+        "error: stack.yaml:5:13: package `a`: `source:` needs exactly one of `url:` (with `sha256:`) or `path:`"
+    );
     let neither = error("  a:\n    version: '1'\n    source: {}\n    build: x\n");
-    assert!(neither.ends_with("needs exactly one of `url:` (with `sha256:`) or `path:`"), "{neither}");
+    assert!(
+        neither.ends_with("needs exactly one of `url:` (with `sha256:`) or `path:`"),
+        "{neither}"
+    );
     let fx = Fixture::new();
     fx.write("src/a/f", "x");
-    let e = fx.error("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: src/a, sha256: abc }\n    build: x\n");
-    assert!(e.starts_with("error: stack.yaml:5:36: package `a`: `sha256:` belongs to `url:` sources"), "{e}");
+    let e = fx
+        .error("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: src/a, sha256: abc }\n    build: x\n");
+    assert!(
+        e.starts_with("error: stack.yaml:5:36: package `a`: `sha256:` belongs to `url:` sources"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -218,8 +269,17 @@ fn path_source_must_exist() {
     let yaml = "name: t\npackages:\n  a:\n    version: '1'\n    source:\n      path: src/missing\n    build: x\n";
     let err = fx.load(yaml).unwrap_err();
     let resolved = fx.dir.path().join("src/missing");
-    assert_eq!(err.message, format!("source path `src/missing` does not exist (resolved to `{}`)", resolved.display()));
-    assert!(fx.error(yaml).starts_with("error: stack.yaml:6:13: package `a`: source path `src/missing` does not exist"));
+    assert_eq!(
+        err.message,
+        format!(
+            "source path `src/missing` does not exist (looked for `{}`)",
+            resolved.display()
+        )
+    );
+    assert!(
+        fx.error(yaml)
+            .starts_with("error: stack.yaml:6:13: package `a`: source path `src/missing` does not exist")
+    );
     fx.write("file", "");
     let e = fx.error("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: ./file }\n    build: x\n");
     assert!(e.contains("source path `./file` is not a directory"), "{e}");
@@ -234,10 +294,15 @@ fn unreadable_source_is_an_io_error_with_cause() {
     if fs::read(fx.dir.path().join("src/a/secret")).is_ok() {
         // Running as root: permissions do not stop reads; use a FIFO instead.
         fs::remove_file(fx.dir.path().join("src/a/secret")).unwrap();
-        let status = std::process::Command::new("mkfifo").arg(fx.dir.path().join("src/a/secret")).status().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(fx.dir.path().join("src/a/secret"))
+            .status()
+            .unwrap();
         assert!(status.success());
     }
-    let err = fx.load("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: src/a }\n    build: x\n").unwrap_err();
+    let err = fx
+        .load("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: src/a }\n    build: x\n")
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Io);
     assert_eq!(err.package.as_deref(), Some("a"));
     assert!(err.message.contains("src/a/secret"), "{err}");
@@ -247,19 +312,44 @@ fn unreadable_source_is_an_io_error_with_cause() {
 #[test]
 fn image_with_unknown_package() {
     let fx = Fixture::new();
-    let e = fx.error("name: t\npackages:\n  hello:\n    version: '1'\n    build: x\nimages:\n  tools:\n    packages: [helo]\n");
-    assert_eq!(e, "error: stack.yaml:8:16: image `tools`: unknown package `helo` (did you mean `hello`?)");
+    let e = fx.error(
+        "name: t\npackages:\n  hello:\n    version: '1'\n    build: x\nimages:\n  tools:\n    packages: [helo]\n",
+    );
+    assert_eq!(
+        e,
+        "error: stack.yaml:8:16: image `tools`: unknown package `helo` (did you mean `hello`?)"
+    );
     let e = fx.error("name: t\npackages: {}\nimages:\n  tools:\n    base: ubuntu\n");
-    assert!(e.starts_with("error: stack.yaml:5:11: image `tools`: base `ubuntu`: expected `scratch`"), "{e}");
+    assert!(
+        e.starts_with("error: stack.yaml:5:11: image `tools`: base `ubuntu`: expected `scratch`"),
+        "{e}"
+    );
     let e = fx.error("name: t\npackages: {}\nimages:\n  tools:\n    bsae: scratch\n");
-    assert!(e.starts_with("error: stack.yaml:5:5: image `tools`: unknown field `bsae`"), "{e}");
+    assert!(
+        e.starts_with("error: stack.yaml:5:5: image `tools`: unknown field `bsae`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_image() {
+    let e = Fixture::new().error("name: t\npackages: {}\nimages:\n  a: {}\n  a: {}\n");
+    assert_eq!(
+        e,
+        "error: stack.yaml:5:3: image `a`: duplicate image `a` (first defined at line 4)"
+    );
 }
 
 #[test]
 fn store_must_be_absolute() {
     let e = Fixture::new().error("name: t\nstore: opt/stackci\npackages: {}\n");
-    assert_eq!(e, "error: stack.yaml:2:8: `store: opt/stackci` must be an absolute path");
-    let stack = Fixture::new().load("name: t\nstore: /opt/./x//\npackages: {}\n").unwrap();
+    assert_eq!(
+        e,
+        "error: stack.yaml:2:8: `store: opt/stackci` must be an absolute path"
+    );
+    let stack = Fixture::new()
+        .load("name: t\nstore: /opt/./x//\npackages: {}\n")
+        .unwrap();
     assert_eq!(stack.store, Path::new("/opt/x"));
 }
 
@@ -270,16 +360,23 @@ fn names_follow_the_rule() {
         "error: stack.yaml:3:3: package `Hello`: invalid package name: names are lowercase letters, digits and `._+-`, starting with a letter or digit"
     );
     assert!(error("  -x:\n    version: '1'\n    build: x\n").contains("invalid package name"));
-    let ok = Fixture::new().load("name: t\npackages:\n  g++-12.1_x:\n    version: '1'\n    build: x\n").unwrap();
+    let ok = Fixture::new()
+        .load("name: t\npackages:\n  g++-12.1_x:\n    version: '1'\n    build: x\n")
+        .unwrap();
     assert_eq!(ok.packages[0].name, "g++-12.1_x");
     let e = Fixture::new().error("name: My Stack\npackages: {}\n");
-    assert!(e.starts_with("error: stack.yaml:1:7: invalid stack name `My Stack`"), "{e}");
+    assert!(
+        e.starts_with("error: stack.yaml:1:7: invalid stack name `My Stack`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn dependency_listed_twice() {
     assert_eq!(
-        error("  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    depends: [a]\n    build-depends: [a]\n    build: x\n"),
+        error(
+            "  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    depends: [a]\n    build-depends: [a]\n    build: x\n"
+        ),
         "error: stack.yaml:9:21: package `b`: lists `a` twice (a dependency goes once, in either `depends` or `build-depends`)"
     );
 }
@@ -287,20 +384,31 @@ fn dependency_listed_twice() {
 #[test]
 fn env_names_are_checked() {
     let e = Fixture::new().error("name: t\nenv: { 'A-B': x }\npackages: {}\n");
-    assert!(e.starts_with("error: stack.yaml:2:8: invalid environment variable name `A-B`"), "{e}");
+    assert!(
+        e.starts_with("error: stack.yaml:2:8: invalid environment variable name `A-B`"),
+        "{e}"
+    );
     let e = error("  a:\n    version: '1'\n    build: x\n    env:\n      1X: y\n");
-    assert!(e.starts_with("error: stack.yaml:7:7: package `a`: invalid environment variable name `1X`"), "{e}");
+    assert!(
+        e.starts_with("error: stack.yaml:7:7: package `a`: invalid environment variable name `1X`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_top_level_fields() {
-    assert_eq!(Fixture::new().error("packages: {}\n"), "error: stack.yaml: missing `name:`");
+    assert_eq!(
+        Fixture::new().error("packages: {}\n"),
+        "error: stack.yaml: missing `name:`"
+    );
     let missing = "error: stack.yaml: missing `packages:` (an empty stack is `packages: {}`)";
     assert_eq!(Fixture::new().error("name: t\n"), missing);
     assert_eq!(Fixture::new().error("name: t\npackages:\n"), missing);
     let e = Fixture::new().error("");
     assert!(e.starts_with("error: stack.yaml"), "{e}");
-    let stack = Fixture::new().load("name: t\nmirror: s3://bucket/x\npackages: {}\n").unwrap();
+    let stack = Fixture::new()
+        .load("name: t\nmirror: s3://bucket/x\npackages: {}\n")
+        .unwrap();
     assert_eq!(stack.mirror.as_deref(), Some("s3://bucket/x"));
     assert!(stack.packages.is_empty());
 }
@@ -309,7 +417,10 @@ fn missing_top_level_fields() {
 fn missing_file_is_io_error() {
     let err = load(Path::new("/nonexistent/stack.yaml")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Io);
-    assert_eq!(err.to_string(), "error: /nonexistent/stack.yaml: cannot read the stack file");
+    assert_eq!(
+        err.to_string(),
+        "error: /nonexistent/stack.yaml: cannot read the stack file"
+    );
     assert!(std::error::Error::source(&err).is_some());
 }
 
@@ -323,7 +434,12 @@ fn chain(a_script: &str, d_version: &str) -> BTreeMap<String, String> {
          c:\n    version: '1'\n    build-depends: [b]\n    build: x\n  \
          d:\n    version: '{d_version}'\n    build: x\n"
     );
-    fx.load(&yaml).unwrap().packages.into_iter().map(|p| (p.name, p.hash)).collect()
+    fx.load(&yaml)
+        .unwrap()
+        .packages
+        .into_iter()
+        .map(|p| (p.name, p.hash))
+        .collect()
 }
 
 #[test]
@@ -347,7 +463,9 @@ fn hashes_follow_env_store_and_sources() {
     let fx = Fixture::new();
     fx.write("src/f.c", "one");
     let yaml = |env: &str, store: &str| {
-        format!("name: t\nstore: {store}\nenv: {{ {env} }}\npackages:\n  a:\n    version: '1'\n    source: {{ path: src }}\n    build: x\n")
+        format!(
+            "name: t\nstore: {store}\nenv: {{ {env} }}\npackages:\n  a:\n    version: '1'\n    source: {{ path: src }}\n    build: x\n"
+        )
     };
     let base = fx.load(&yaml("A: '1'", "/opt/s")).unwrap().packages[0].hash.clone();
     assert_ne!(fx.load(&yaml("A: '2'", "/opt/s")).unwrap().packages[0].hash, base);
@@ -388,15 +506,26 @@ fn discovery_order() {
     assert_eq!(discover_in(Some(&lock), Some(&other), dir).unwrap(), lock);
     let missing = dir.join("missing.yaml");
     let e = discover_in(Some(&missing), None, dir).unwrap_err();
-    assert_eq!(e.to_string(), format!("error: {}: cannot open the stack file (from --stack)", missing.display()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "error: {}: cannot open the stack file (from --stack)",
+            missing.display()
+        )
+    );
     let e = discover_in(None, Some(&missing), dir).unwrap_err();
     assert!(e.to_string().ends_with("(from STACKCI_STACK)"), "{e}");
-    assert_eq!(discover_in(None, None, Path::new("")).is_ok(), Path::new("stack.yaml").is_file() || Path::new("spack.lock").is_file());
+    assert_eq!(
+        discover_in(None, None, Path::new("")).is_ok(),
+        Path::new("stack.yaml").is_file() || Path::new("spack.lock").is_file()
+    );
 }
 
 /// A lockfile with `specs` as `concrete_specs` entries.
 fn lockfile(version: u64, specs: &str) -> String {
-    format!("{{\n  \"_meta\": {{ \"file-type\": \"spack-lockfile\", \"lockfile-version\": {version} }},\n  \"roots\": [],\n  \"concrete_specs\": {{\n{specs}\n  }}\n}}\n")
+    format!(
+        "{{\n  \"_meta\": {{ \"file-type\": \"spack-lockfile\", \"lockfile-version\": {version} }},\n  \"roots\": [],\n  \"concrete_specs\": {{\n{specs}\n  }}\n}}\n"
+    )
 }
 
 const H1: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -408,7 +537,9 @@ fn spec(hash: &str, name: &str, deps: &str) -> String {
 }
 
 fn dep(name: &str, hash: &str, types: &str) -> String {
-    format!("{{ \"name\": \"{name}\", \"hash\": \"{hash}\", \"parameters\": {{ \"deptypes\": [{types}], \"virtuals\": [] }} }}")
+    format!(
+        "{{ \"name\": \"{name}\", \"hash\": \"{hash}\", \"parameters\": {{ \"deptypes\": [{types}], \"virtuals\": [] }} }}"
+    )
 }
 
 fn spack_error(text: &str) -> String {
@@ -422,7 +553,11 @@ fn spack_error(text: &str) -> String {
 fn spack_edges_and_name() {
     let fx = Fixture::new();
     let specs = [
-        spec(H1, "top", &[dep("lib", H2, "\"build\", \"link\""), dep("cmake", H3, "\"build\"")].join(", ")),
+        spec(
+            H1,
+            "top",
+            &[dep("lib", H2, "\"build\", \"link\""), dep("cmake", H3, "\"build\"")].join(", "),
+        ),
         spec(H2, "lib", &dep("cmake", H3, "\"test\"")),
         spec(H3, "cmake", ""),
     ]
@@ -434,7 +569,19 @@ fn spack_edges_and_name() {
     let names: Vec<&str> = stack.packages.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["cmake", "lib", "top"]);
     assert!(stack.packages[1].deps.is_empty(), "test-only edges are ignored");
-    assert_eq!(stack.packages[2].deps, [Dep { index: 0, kind: DepKind::Build }, Dep { index: 1, kind: DepKind::Runtime }]);
+    assert_eq!(
+        stack.packages[2].deps,
+        [
+            Dep {
+                index: 0,
+                kind: DepKind::Build
+            },
+            Dep {
+                index: 1,
+                kind: DepKind::Runtime
+            }
+        ]
+    );
     assert_eq!(stack.packages[2].hash, H1);
     assert_eq!(stack.packages[2].recipe, Recipe::Spack);
 }
@@ -447,21 +594,67 @@ fn spack_errors() {
     );
     assert_eq!(
         spack_error(&lockfile(5, &spec(H1, "top", &dep("zlib", H2, "\"link\"")))),
-        format!("error: env/spack.lock:5:5: package `top/{H1}`: depends on `zlib/{H2}`, which is not in `concrete_specs`")
+        format!(
+            "error: env/spack.lock:5:5: package `top/{H1}`: depends on `zlib/{H2}`, which is not in `concrete_specs`"
+        )
     );
-    let cyc = [spec(H1, "x", &dep("y", H2, "\"link\"")), spec(H2, "y", &dep("x", H1, "\"build\""))].join(",\n");
+    let cyc = [
+        spec(H1, "x", &dep("y", H2, "\"link\"")),
+        spec(H2, "y", &dep("x", H1, "\"build\"")),
+    ]
+    .join(",\n");
     assert_eq!(
         spack_error(&lockfile(5, &cyc)),
         format!("error: env/spack.lock:5:5: package `x/{H1}`: dependency cycle: x/{H1} -> y/{H2} -> x/{H1}")
     );
     let e = spack_error("{\n  \"_meta\": {\"lockfile-version\": 5},\n  \"concrete_specs\": {,}\n}");
-    assert_eq!(e, "error: env/spack.lock:3:22: malformed lockfile: key must be a string");
+    assert_eq!(
+        e,
+        "error: env/spack.lock:3:22: malformed lockfile: key must be a string"
+    );
     let e = spack_error(&lockfile(5, &format!("    \"{H1}\": {{ \"name\": \"a\" }}")));
-    assert!(e.starts_with("error: env/spack.lock:5:") && e.contains("missing field `version`"), "{e}");
+    assert!(
+        e.starts_with("error: env/spack.lock:5:") && e.contains("missing field `version`"),
+        "{e}"
+    );
     let e = spack_error(&lockfile(5, &spec("short", "a", "")));
-    assert_eq!(e, "error: env/spack.lock:5:5: package `a/short`: not a Spack DAG hash (32 lowercase base32 characters)");
+    assert_eq!(
+        e,
+        "error: env/spack.lock:5:5: package `a/short`: not a Spack DAG hash (32 lowercase base32 characters)"
+    );
     let dup = [spec(H1, "a", ""), spec(H1, "a", "")].join(",\n");
-    assert_eq!(spack_error(&lockfile(5, &dup)), format!("error: env/spack.lock:5:5: package `a/{H1}`: duplicate entry in `concrete_specs`"));
-    let ext = format!("    \"{H1}\": {{ \"name\": \"a\", \"version\": \"1\", \"external\": {{ \"path\": null, \"module\": [\"a\"] }} }}");
+    assert_eq!(
+        spack_error(&lockfile(5, &dup)),
+        format!("error: env/spack.lock:5:5: package `a/{H1}`: duplicate entry in `concrete_specs`")
+    );
+    let ext = format!(
+        "    \"{H1}\": {{ \"name\": \"a\", \"version\": \"1\", \"external\": {{ \"path\": null, \"module\": [\"a\"] }} }}"
+    );
     assert!(spack_error(&lockfile(5, &ext)).contains("external without a `path`"));
+}
+
+#[test]
+fn broken_yaml_inside_a_package_names_it() {
+    let header = "name: t\npackages:\n  a:\n    version: '1'\n    build: x\n";
+    let fx = Fixture::new();
+    assert_eq!(
+        fx.error(&format!(
+            "{header}  hello:\n    version: '1'\n    depends: [a, b\n    build: x\n"
+        )),
+        "error: stack.yaml:9:10: package `hello`: illegal placement of ':' indicator"
+    );
+    assert_eq!(
+        fx.error(&format!(
+            "{header}  b:\n    version: '1'\n    depends: a\n    build: x\n"
+        )),
+        "error: stack.yaml:8:14: package `b`: expected sequence start"
+    );
+    assert_eq!(
+        fx.error(&format!("{header}    env: {{ A: }}\n")),
+        "error: stack.yaml:6:13: package `a`: null is not allowed here"
+    );
+    assert_eq!(
+        fx.error(&format!("{header}---\nname: u\n")),
+        "error: stack.yaml:7:1: only single YAML document expected but multiple found"
+    );
 }

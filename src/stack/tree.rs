@@ -54,9 +54,15 @@ pub fn tree_digest(root: &Path, skip: Option<&Path>) -> Result<Digest, TreeError
     };
     let meta = fs::metadata(root).map_err(err(root))?;
     if !meta.is_dir() {
-        return Err(TreeError { path: root.to_path_buf(), source: io::Error::other("not a directory") });
+        return Err(TreeError {
+            path: root.to_path_buf(),
+            source: io::Error::other("not a directory"),
+        });
     }
-    let skip = skip.and_then(|s| fs::symlink_metadata(s).ok()).filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()));
+    let skip = skip
+        .and_then(|s| fs::symlink_metadata(s).ok())
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()));
 
     let mut entries: Vec<(Vec<u8>, fs::Metadata)> = Vec::new();
     let mut pending: Vec<Vec<u8>> = vec![Vec::new()];

@@ -137,12 +137,23 @@ fn pos<T>(s: &Spanned<T>) -> Option<Position> {
 fn syntax_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> StackError {
     let e = e.without_snippet();
     let at = e.location().and_then(Position::from_yaml);
-    let mut err = StackError::new(path, ErrorKind::Syntax, UserMessageFormatter.format_message(e).into_owned()).at(at);
+    let mut err = StackError::new(
+        path,
+        ErrorKind::Syntax,
+        UserMessageFormatter.format_message(e).into_owned(),
+    )
+    .at(at);
     let Some(at) = at else { return err };
-    let Some((section, entries)) = outline(text, at).or_else(|| text_outline(text, at)) else { return err };
-    let Some((mut name, _)) = entries.iter().rev().find(|(_, p)| *p <= at).cloned() else { return err };
+    let Some((section, entries)) = outline(text, at).or_else(|| text_outline(text, at)) else {
+        return err;
+    };
+    let Some((mut name, _)) = entries.iter().rev().find(|(_, p)| *p <= at).cloned() else {
+        return err;
+    };
     if let serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } = e
-        && let Some((_, first)) = entries.iter().find(|(n, p)| n == key && p.column == at.column && *p < at)
+        && let Some((_, first)) = entries
+            .iter()
+            .find(|(n, p)| n == key && p.column == at.column && *p < at)
     {
         let what = if section == "packages" { "package" } else { "image" };
         err.message = format!("duplicate {what} `{key}` (first defined at line {})", first.line);
@@ -233,7 +244,13 @@ fn text_outline(text: &str, at: Position) -> Option<(String, Vec<(String, Positi
             if depth == want
                 && let Some(key) = key_of(line)
             {
-                entries.push((key, Position { line: i + 1, column: depth + 1 }));
+                entries.push((
+                    key,
+                    Position {
+                        line: i + 1,
+                        column: depth + 1,
+                    },
+                ));
             }
         }
     }
@@ -243,7 +260,9 @@ fn text_outline(text: &str, at: Position) -> Option<(String, Vec<(String, Positi
 /// Package and image names: `[a-z0-9][a-z0-9._+-]*`.
 fn valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'+' | b'-'))
 }
 
@@ -278,16 +297,29 @@ struct Checked {
 
 /// A source whose tree digest is computed once everything else is known to be valid.
 enum PendingSource {
-    Path { path: PathBuf, shown: String, at: Option<Position> },
-    Url { url: String, sha256: Digest },
+    Path {
+        path: PathBuf,
+        shown: String,
+        at: Option<Position>,
+    },
+    Url {
+        url: String,
+        sha256: Digest,
+    },
 }
 
 impl<'a> Converter<'a> {
     fn new(file: &'a Path) -> Result<Self, StackError> {
-        let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let dir = std::path::absolute(parent)
             .map_err(|e| StackError::io(file, "cannot resolve the stack file's directory", e))?;
-        Ok(Converter { file, dir: normalize(&dir) })
+        Ok(Converter {
+            file,
+            dir: normalize(&dir),
+        })
     }
 
     fn err(&self, kind: ErrorKind, at: Option<Position>, message: impl Into<String>) -> StackError {
@@ -295,9 +327,15 @@ impl<'a> Converter<'a> {
     }
 
     fn convert(&self, raw: RawStack) -> Result<Stack, StackError> {
-        let name = raw.name.ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
+        let name = raw
+            .name
+            .ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
         if !valid_name(&name.value) {
-            return Err(self.err(ErrorKind::Invalid, pos(&name), format!("invalid stack name `{}`: {NAME_RULE}", name.value)));
+            return Err(self.err(
+                ErrorKind::Invalid,
+                pos(&name),
+                format!("invalid stack name `{}`: {NAME_RULE}", name.value),
+            ));
         }
         let store = match raw.store {
             None => PathBuf::from(DEFAULT_STORE),
@@ -318,11 +356,19 @@ impl<'a> Converter<'a> {
             m => m.map(|m| m.value),
         };
         let raw_packages = raw.packages.ok_or_else(|| {
-            self.err(ErrorKind::Invalid, None, "missing `packages:` (an empty stack is `packages: {}`)")
+            self.err(
+                ErrorKind::Invalid,
+                None,
+                "missing `packages:` (an empty stack is `packages: {}`)",
+            )
         })?;
 
-        let names: HashMap<&str, usize> =
-            raw_packages.0.iter().enumerate().map(|(i, (k, _))| (k.value.as_str(), i)).collect();
+        let names: HashMap<&str, usize> = raw_packages
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.value.as_str(), i))
+            .collect();
         let mut checked = Vec::with_capacity(raw_packages.0.len());
         for (key, raw) in &raw_packages.0 {
             checked.push(self.package(key, raw, &names)?);
@@ -338,9 +384,15 @@ impl<'a> Converter<'a> {
         let order = dag::toposort(&keys, &edges).map_err(|cycle| {
             let first = &checked[cycle[0]];
             let next = cycle.get(1).copied().unwrap_or(cycle[0]);
-            let at = first.deps.iter().find(|d| d.0 == next).and_then(|d| d.2).or(pos(&first.name));
+            let at = first
+                .deps
+                .iter()
+                .find(|d| d.0 == next)
+                .and_then(|d| d.2)
+                .or(pos(&first.name));
             let path = dag::format_cycle(&cycle, |i| keys[i].to_string());
-            self.err(ErrorKind::Cycle, at, format!("dependency cycle: {path}")).package(keys[cycle[0]])
+            self.err(ErrorKind::Cycle, at, format!("dependency cycle: {path}"))
+                .package(keys[cycle[0]])
         })?;
 
         let mut new_index = vec![0; checked.len()];
@@ -359,12 +411,23 @@ impl<'a> Converter<'a> {
                 Some(PendingSource::Path { path, shown, at }) => {
                     let digest = tree_digest(&path, Some(&state_dir)).map_err(|e| {
                         let msg = format!("source path `{shown}`: cannot read `{}`", e.path.display());
-                        StackError { source: Some(e.source), ..self.err(ErrorKind::Io, at, msg) }.package(&c.name.value)
+                        StackError {
+                            source: Some(e.source),
+                            ..self.err(ErrorKind::Io, at, msg)
+                        }
+                        .package(&c.name.value)
                     })?;
                     Some(Source::Path { path, digest })
                 }
             };
-            let mut deps: Vec<Dep> = c.deps.iter().map(|&(i, kind, _)| Dep { index: new_index[i], kind }).collect();
+            let mut deps: Vec<Dep> = c
+                .deps
+                .iter()
+                .map(|&(i, kind, _)| Dep {
+                    index: new_index[i],
+                    kind,
+                })
+                .collect();
             deps.sort_unstable_by_key(|d| d.index);
             let mut recipe_env = env.clone();
             recipe_env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -411,19 +474,42 @@ impl<'a> Converter<'a> {
     }
 
     /// Checks one package entry and resolves its dependency names.
-    fn package(&self, key: &Spanned<String>, raw: &RawPackage, names: &HashMap<&str, usize>) -> Result<Checked, StackError> {
+    fn package(
+        &self,
+        key: &Spanned<String>,
+        raw: &RawPackage,
+        names: &HashMap<&str, usize>,
+    ) -> Result<Checked, StackError> {
         let name = key.value.as_str();
         let at = pos(key);
         let fail = |kind, at, msg: String| self.err(kind, at, msg).package(name);
         if !valid_name(name) {
-            return Err(fail(ErrorKind::Invalid, at, format!("invalid package name: {NAME_RULE}")));
+            return Err(fail(
+                ErrorKind::Invalid,
+                at,
+                format!("invalid package name: {NAME_RULE}"),
+            ));
         }
-        let version = raw.version.as_ref().ok_or_else(|| fail(ErrorKind::Invalid, at, "missing `version:`".into()))?;
-        if version.value.is_empty() || version.value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
-            let msg = format!("invalid version `{}`: must be non-empty, without spaces or `/`", version.value);
+        let version = raw
+            .version
+            .as_ref()
+            .ok_or_else(|| fail(ErrorKind::Invalid, at, "missing `version:`".into()))?;
+        if version.value.is_empty()
+            || version
+                .value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            let msg = format!(
+                "invalid version `{}`: must be non-empty, without spaces or `/`",
+                version.value
+            );
             return Err(fail(ErrorKind::Invalid, pos(version), msg));
         }
-        let script = raw.build.clone().ok_or_else(|| fail(ErrorKind::Invalid, at, "missing `build:` script".into()))?;
+        let script = raw
+            .build
+            .clone()
+            .ok_or_else(|| fail(ErrorKind::Invalid, at, "missing `build:` script".into()))?;
         let source = match &raw.source {
             None => None,
             Some(s) => Some(self.source(s).map_err(|e| e.package(name))?),
@@ -451,7 +537,14 @@ impl<'a> Converter<'a> {
                 deps.push((index, kind, at));
             }
         }
-        Ok(Checked { name: key.clone(), version: version.value.clone(), script, source, env, deps })
+        Ok(Checked {
+            name: key.clone(),
+            version: version.value.clone(),
+            script,
+            source,
+            env,
+            deps,
+        })
     }
 
     /// Checks a `source:` entry; path sources must be existing directories.
@@ -459,41 +552,79 @@ impl<'a> Converter<'a> {
         let invalid = |at, msg: String| self.err(ErrorKind::Invalid, at, msg);
         let raw = &s.value;
         match (&raw.url, &raw.path) {
-            (Some(_), Some(_)) | (None, None) => {
-                Err(invalid(pos(s), "`source:` needs exactly one of `url:` (with `sha256:`) or `path:`".into()))
-            }
+            (Some(_), Some(_)) | (None, None) => Err(invalid(
+                pos(s),
+                "`source:` needs exactly one of `url:` (with `sha256:`) or `path:`".into(),
+            )),
             (Some(url), None) => {
                 let u = url.value.as_str();
-                if !["file://", "http://", "https://"].iter().any(|scheme| u.starts_with(scheme)) {
-                    return Err(invalid(pos(url), format!("source url `{u}`: only file://, http:// and https:// URLs are supported")));
+                if !["file://", "http://", "https://"]
+                    .iter()
+                    .any(|scheme| u.starts_with(scheme))
+                {
+                    return Err(invalid(
+                        pos(url),
+                        format!("source url `{u}`: only file://, http:// and https:// URLs are supported"),
+                    ));
                 }
-                let sha = raw.sha256.as_ref().ok_or_else(|| invalid(pos(url), "`source: { url: }` needs `sha256:`".into()))?;
+                let sha = raw
+                    .sha256
+                    .as_ref()
+                    .ok_or_else(|| invalid(pos(url), "`source: { url: }` needs `sha256:`".into()))?;
                 let sha256 = Digest::from_hex(&sha.value).map_err(|_| {
-                    invalid(pos(sha), format!("bad sha256 `{}`: expected 64 lowercase hex characters", sha.value))
+                    invalid(
+                        pos(sha),
+                        format!("bad sha256 `{}`: expected 64 lowercase hex characters", sha.value),
+                    )
                 })?;
-                Ok(PendingSource::Url { url: url.value.clone(), sha256 })
+                Ok(PendingSource::Url {
+                    url: url.value.clone(),
+                    sha256,
+                })
             }
             (None, Some(path)) => {
                 if let Some(sha) = &raw.sha256 {
-                    return Err(invalid(pos(sha), "`sha256:` belongs to `url:` sources; a `path:` source is digested as it is".into()));
+                    return Err(invalid(
+                        pos(sha),
+                        "`sha256:` belongs to `url:` sources; a `path:` source is digested as it is".into(),
+                    ));
                 }
                 let resolved = normalize(&self.dir.join(&path.value));
                 if !resolved.is_dir() {
-                    let what = if resolved.exists() { "is not a directory" } else { "does not exist" };
-                    let msg = format!("source path `{}` {what} (resolved to `{}`)", path.value, resolved.display());
+                    let what = if resolved.exists() {
+                        "is not a directory"
+                    } else {
+                        "does not exist"
+                    };
+                    // Shown the way the stack file was named: relative stays relative.
+                    let shown = normalize(&self.file.parent().unwrap_or(Path::new("")).join(&path.value));
+                    let msg = format!("source path `{}` {what} (looked for `{}`)", path.value, shown.display());
                     return Err(invalid(pos(path), msg));
                 }
-                Ok(PendingSource::Path { path: resolved, shown: path.value.clone(), at: pos(path) })
+                Ok(PendingSource::Path {
+                    path: resolved,
+                    shown: path.value.clone(),
+                    at: pos(path),
+                })
             }
         }
     }
 
     /// Checks one `images:` entry; package names become indices in file order.
-    fn image(&self, key: &Spanned<String>, raw: RawImage, names: &HashMap<&str, usize>) -> Result<ImageSpec, StackError> {
+    fn image(
+        &self,
+        key: &Spanned<String>,
+        raw: RawImage,
+        names: &HashMap<&str, usize>,
+    ) -> Result<ImageSpec, StackError> {
         let name = key.value.as_str();
         let invalid = |kind, at, msg: String| self.err(kind, at, format!("image `{name}`: {msg}"));
         if !valid_name(name) {
-            return Err(invalid(ErrorKind::Invalid, pos(key), format!("invalid image name: {NAME_RULE}")));
+            return Err(invalid(
+                ErrorKind::Invalid,
+                pos(key),
+                format!("invalid image name: {NAME_RULE}"),
+            ));
         }
         let base = match raw.base {
             None => "scratch".to_string(),
@@ -526,7 +657,14 @@ impl<'a> Converter<'a> {
             e.message = format!("image `{name}`: {}", e.message);
             e
         })?;
-        Ok(ImageSpec { base, packages, env, entrypoint: raw.entrypoint, cmd: raw.cmd, labels: raw.labels })
+        Ok(ImageSpec {
+            base,
+            packages,
+            env,
+            entrypoint: raw.entrypoint,
+            cmd: raw.cmd,
+            labels: raw.labels,
+        })
     }
 
     /// Checks environment variable names.
@@ -534,8 +672,11 @@ impl<'a> Converter<'a> {
         let mut out = BTreeMap::new();
         for (k, v) in &raw.0 {
             if !valid_env_name(&k.value) {
-                let msg = format!("invalid environment variable name `{}`: expected letters, digits and `_`, not starting with a digit", k.value);
-                let mut e = self.err(ErrorKind::Invalid, pos(&k), msg);
+                let msg = format!(
+                    "invalid environment variable name `{}`: expected letters, digits and `_`, not starting with a digit",
+                    k.value
+                );
+                let mut e = self.err(ErrorKind::Invalid, pos(k), msg);
                 e.package = package.map(str::to_string);
                 return Err(e);
             }
