@@ -179,7 +179,7 @@ fn errors_as_the_user_sees_them() {
         (
             ErrorKind::UnknownPackage,
             format!(
-                "error: {dir}/unknown-dependency.yaml:8:15: package `hello`: depends on unknown package `zlb` (did you mean `zlib`?)"
+                "{dir}/unknown-dependency.yaml:8:15: package `hello`: depends on unknown package `zlb` (did you mean `zlib`?)"
             )
         )
     );
@@ -188,7 +188,7 @@ fn errors_as_the_user_sees_them() {
         (
             ErrorKind::Cycle,
             format!(
-                "error: {dir}/cycle.yaml:5:15: package `compiler`: dependency cycle: compiler -> runtime -> libc -> compiler"
+                "{dir}/cycle.yaml:5:15: package `compiler`: dependency cycle: compiler -> runtime -> libc -> compiler"
             )
         )
     );
@@ -202,6 +202,6 @@ fn discover_honours_explicit_paths() {
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert_eq!(
         e.to_string(),
-        "error: tests/fixtures/none.yaml: cannot open the stack file (from --stack)"
+        "tests/fixtures/none.yaml: cannot open the stack file (from --stack)"
     );
 }

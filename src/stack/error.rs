@@ -1,5 +1,6 @@
 //! [`StackError`]: one error type for everything that can be wrong with a stack file,
-//! displayed like a compiler diagnostic (`error: FILE:LINE:COL: package `P`: MESSAGE`).
+//! displayed like a compiler diagnostic (`FILE:LINE:COL: package `P`: MESSAGE`; the CLI
+//! puts `error: ` in front).
 
 use std::fmt;
 use std::io;
@@ -59,7 +60,8 @@ pub enum ErrorKind {
 
 /// An error in a stack file, naming the file, the position and the package when known.
 ///
-/// Displays as `error: stack.yaml:12:5: package `hello`: depends on unknown package `zlb``.
+/// Displays as `stack.yaml:12:5: package `hello`: depends on unknown package `zlb``
+/// (without an `error: ` prefix: the CLI adds it, as for every error).
 /// The file is shown as given to [`crate::stack::load`]. I/O failures keep the
 /// underlying error as [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,7 @@ pub struct StackError {
 
 impl fmt::Display for StackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.file.display())?;
+        write!(f, "{}", self.file.display())?;
         if let Some(p) = self.position {
             write!(f, ":{}:{}", p.line, p.column)?;
         }
@@ -164,10 +166,10 @@ mod tests {
         .package("hello");
         assert_eq!(
             e.to_string(),
-            "error: stack.yaml:12:5: package `hello`: depends on unknown package `zlb`"
+            "stack.yaml:12:5: package `hello`: depends on unknown package `zlb`"
         );
         let e = StackError::new(Path::new("dir/spack.lock"), ErrorKind::Syntax, "bad");
-        assert_eq!(e.to_string(), "error: dir/spack.lock: bad");
+        assert_eq!(e.to_string(), "dir/spack.lock: bad");
     }
 
     #[test]

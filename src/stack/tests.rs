@@ -143,20 +143,20 @@ fn order_and_hashes_do_not_depend_on_file_order() {
 fn syntax_error_has_position_and_package() {
     assert_eq!(
         error("  a:\n    version: '1\n    build: x\n"),
-        "error: stack.yaml:5:5: package `a`: invalid indentation in multiline quoted scalar"
+        "stack.yaml:5:5: package `a`: invalid indentation in multiline quoted scalar"
     );
     let e = Fixture::new().error("name: [unclosed\n");
-    assert!(e.starts_with("error: stack.yaml:"), "{e}");
+    assert!(e.starts_with("stack.yaml:"), "{e}");
 }
 
 #[test]
 fn unknown_key_names_package() {
     assert_eq!(
         error("  a:\n    version: '1'\n    biuld: x\n"),
-        "error: stack.yaml:5:5: package `a`: unknown field `biuld`, expected one of version, source, build, depends, build-depends, env"
+        "stack.yaml:5:5: package `a`: unknown field `biuld`, expected one of version, source, build, depends, build-depends, env"
     );
     let e = Fixture::new().error("name: t\npackages: {}\nmirorr: x\n");
-    assert!(e.starts_with("error: stack.yaml:3:1: unknown field `mirorr`"), "{e}");
+    assert!(e.starts_with("stack.yaml:3:1: unknown field `mirorr`"), "{e}");
 }
 
 #[test]
@@ -165,11 +165,11 @@ fn unknown_dependency() {
         error(
             "  zlib:\n    version: '1'\n    build: x\n  hello:\n    version: '1'\n    depends: [zlb]\n    build: x\n"
         ),
-        "error: stack.yaml:8:15: package `hello`: depends on unknown package `zlb` (did you mean `zlib`?)"
+        "stack.yaml:8:15: package `hello`: depends on unknown package `zlb` (did you mean `zlib`?)"
     );
     assert_eq!(
         error("  hello:\n    version: '1'\n    build-depends:\n      - nothing\n    build: x\n"),
-        "error: stack.yaml:6:9: package `hello`: depends on unknown package `nothing`"
+        "stack.yaml:6:9: package `hello`: depends on unknown package `nothing`"
     );
 }
 
@@ -181,11 +181,11 @@ fn dependency_cycle_is_printed() {
                 top:\n    version: '1'\n    depends: [a]\n    build: x\n";
     assert_eq!(
         error(yaml),
-        "error: stack.yaml:13:15: package `a`: dependency cycle: a -> b -> c -> a"
+        "stack.yaml:13:15: package `a`: dependency cycle: a -> b -> c -> a"
     );
     assert_eq!(
         error("  me:\n    version: '1'\n    depends: [me]\n    build: x\n"),
-        "error: stack.yaml:5:15: package `me`: dependency cycle: me -> me"
+        "stack.yaml:5:15: package `me`: dependency cycle: me -> me"
     );
 }
 
@@ -195,11 +195,11 @@ fn duplicate_package() {
         error(
             "  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    build: x\n  a:\n    version: '2'\n    build: y\n"
         ),
-        "error: stack.yaml:9:3: package `a`: duplicate package `a` (first defined at line 3)"
+        "stack.yaml:9:3: package `a`: duplicate package `a` (first defined at line 3)"
     );
     let e = error("  a:\n    version: '1'\n    version: '2'\n    build: x\n");
     assert!(
-        e.starts_with("error: stack.yaml:5:5: package `a`: duplicate mapping key `version`"),
+        e.starts_with("stack.yaml:5:5: package `a`: duplicate mapping key `version`"),
         "{e}"
     );
 }
@@ -208,15 +208,15 @@ fn duplicate_package() {
 fn missing_version_and_build() {
     assert_eq!(
         error("  a:\n    build: x\n"),
-        "error: stack.yaml:3:3: package `a`: missing `version:`"
+        "stack.yaml:3:3: package `a`: missing `version:`"
     );
     assert_eq!(
         error("  a:\n    version: '1'\n"),
-        "error: stack.yaml:3:3: package `a`: missing `build:` script"
+        "stack.yaml:3:3: package `a`: missing `build:` script"
     );
     assert_eq!(
         error("  a:\n    version: 'a b'\n    build: x\n"),
-        "error: stack.yaml:4:14: package `a`: invalid version `a b`: must be non-empty, without spaces or `/`"
+        "stack.yaml:4:14: package `a`: invalid version `a b`: must be non-empty, without spaces or `/`"
     );
 }
 
@@ -227,17 +227,17 @@ fn bad_sha256() {
         error(&format!(
             "  a:\n    version: '1'\n    source: {{ url: 'https://x/a.tgz', sha256: {sha} }}\n    build: x\n"
         )),
-        format!("error: stack.yaml:5:47: package `a`: bad sha256 `{sha}`: expected 64 lowercase hex characters")
+        format!("stack.yaml:5:47: package `a`: bad sha256 `{sha}`: expected 64 lowercase hex characters")
     );
     let e = error("  a:\n    version: '1'\n    source: { url: 'https://x/a.tgz', sha256: abc }\n    build: x\n");
     assert!(e.contains("bad sha256 `abc`"), "{e}");
     assert_eq!(
         error("  a:\n    version: '1'\n    source: { url: 'https://x/a.tgz' }\n    build: x\n"),
-        "error: stack.yaml:5:20: package `a`: `source: { url: }` needs `sha256:`"
+        "stack.yaml:5:20: package `a`: `source: { url: }` needs `sha256:`"
     );
     assert_eq!(
         error("  a:\n    version: '1'\n    source: { url: 'ftp://x/a.tgz', sha256: abc }\n    build: x\n"),
-        "error: stack.yaml:5:20: package `a`: source url `ftp://x/a.tgz`: only file://, http:// and https:// URLs are supported"
+        "stack.yaml:5:20: package `a`: source url `ftp://x/a.tgz`: only file://, http:// and https:// URLs are supported"
     );
 }
 
@@ -246,7 +246,7 @@ fn source_needs_exactly_one_kind() {
     let both = error("  a:\n    version: '1'\n    source: { url: 'https://x', path: src }\n    build: x\n");
     assert_eq!(
         both,
-        "error: stack.yaml:5:13: package `a`: `source:` needs exactly one of `url:` (with `sha256:`) or `path:`"
+        "stack.yaml:5:13: package `a`: `source:` needs exactly one of `url:` (with `sha256:`) or `path:`"
     );
     let neither = error("  a:\n    version: '1'\n    source: {}\n    build: x\n");
     assert!(
@@ -258,7 +258,7 @@ fn source_needs_exactly_one_kind() {
     let e = fx
         .error("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: src/a, sha256: abc }\n    build: x\n");
     assert!(
-        e.starts_with("error: stack.yaml:5:36: package `a`: `sha256:` belongs to `url:` sources"),
+        e.starts_with("stack.yaml:5:36: package `a`: `sha256:` belongs to `url:` sources"),
         "{e}"
     );
 }
@@ -278,7 +278,7 @@ fn path_source_must_exist() {
     );
     assert!(
         fx.error(yaml)
-            .starts_with("error: stack.yaml:6:13: package `a`: source path `src/missing` does not exist")
+            .starts_with("stack.yaml:6:13: package `a`: source path `src/missing` does not exist")
     );
     fx.write("file", "");
     let e = fx.error("name: t\npackages:\n  a:\n    version: '1'\n    source: { path: ./file }\n    build: x\n");
@@ -317,16 +317,16 @@ fn image_with_unknown_package() {
     );
     assert_eq!(
         e,
-        "error: stack.yaml:8:16: image `tools`: unknown package `helo` (did you mean `hello`?)"
+        "stack.yaml:8:16: image `tools`: unknown package `helo` (did you mean `hello`?)"
     );
     let e = fx.error("name: t\npackages: {}\nimages:\n  tools:\n    base: ubuntu\n");
     assert!(
-        e.starts_with("error: stack.yaml:5:11: image `tools`: base `ubuntu`: expected `scratch`"),
+        e.starts_with("stack.yaml:5:11: image `tools`: base `ubuntu`: expected `scratch`"),
         "{e}"
     );
     let e = fx.error("name: t\npackages: {}\nimages:\n  tools:\n    bsae: scratch\n");
     assert!(
-        e.starts_with("error: stack.yaml:5:5: image `tools`: unknown field `bsae`"),
+        e.starts_with("stack.yaml:5:5: image `tools`: unknown field `bsae`"),
         "{e}"
     );
 }
@@ -336,17 +336,14 @@ fn duplicate_image() {
     let e = Fixture::new().error("name: t\npackages: {}\nimages:\n  a: {}\n  a: {}\n");
     assert_eq!(
         e,
-        "error: stack.yaml:5:3: image `a`: duplicate image `a` (first defined at line 4)"
+        "stack.yaml:5:3: image `a`: duplicate image `a` (first defined at line 4)"
     );
 }
 
 #[test]
 fn store_must_be_absolute() {
     let e = Fixture::new().error("name: t\nstore: opt/stackci\npackages: {}\n");
-    assert_eq!(
-        e,
-        "error: stack.yaml:2:8: `store: opt/stackci` must be an absolute path"
-    );
+    assert_eq!(e, "stack.yaml:2:8: `store: opt/stackci` must be an absolute path");
     let stack = Fixture::new()
         .load("name: t\nstore: /opt/./x//\npackages: {}\n")
         .unwrap();
@@ -357,7 +354,7 @@ fn store_must_be_absolute() {
 fn names_follow_the_rule() {
     assert_eq!(
         error("  Hello:\n    version: '1'\n    build: x\n"),
-        "error: stack.yaml:3:3: package `Hello`: invalid package name: names are lowercase letters, digits and `._+-`, starting with a letter or digit"
+        "stack.yaml:3:3: package `Hello`: invalid package name: names are lowercase letters, digits and `._+-`, starting with a letter or digit"
     );
     assert!(error("  -x:\n    version: '1'\n    build: x\n").contains("invalid package name"));
     let ok = Fixture::new()
@@ -365,10 +362,7 @@ fn names_follow_the_rule() {
         .unwrap();
     assert_eq!(ok.packages[0].name, "g++-12.1_x");
     let e = Fixture::new().error("name: My Stack\npackages: {}\n");
-    assert!(
-        e.starts_with("error: stack.yaml:1:7: invalid stack name `My Stack`"),
-        "{e}"
-    );
+    assert!(e.starts_with("stack.yaml:1:7: invalid stack name `My Stack`"), "{e}");
 }
 
 #[test]
@@ -377,7 +371,7 @@ fn dependency_listed_twice() {
         error(
             "  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    depends: [a]\n    build-depends: [a]\n    build: x\n"
         ),
-        "error: stack.yaml:9:21: package `b`: lists `a` twice (a dependency goes once, in either `depends` or `build-depends`)"
+        "stack.yaml:9:21: package `b`: lists `a` twice (a dependency goes once, in either `depends` or `build-depends`)"
     );
 }
 
@@ -385,27 +379,24 @@ fn dependency_listed_twice() {
 fn env_names_are_checked() {
     let e = Fixture::new().error("name: t\nenv: { 'A-B': x }\npackages: {}\n");
     assert!(
-        e.starts_with("error: stack.yaml:2:8: invalid environment variable name `A-B`"),
+        e.starts_with("stack.yaml:2:8: invalid environment variable name `A-B`"),
         "{e}"
     );
     let e = error("  a:\n    version: '1'\n    build: x\n    env:\n      1X: y\n");
     assert!(
-        e.starts_with("error: stack.yaml:7:7: package `a`: invalid environment variable name `1X`"),
+        e.starts_with("stack.yaml:7:7: package `a`: invalid environment variable name `1X`"),
         "{e}"
     );
 }
 
 #[test]
 fn missing_top_level_fields() {
-    assert_eq!(
-        Fixture::new().error("packages: {}\n"),
-        "error: stack.yaml: missing `name:`"
-    );
-    let missing = "error: stack.yaml: missing `packages:` (an empty stack is `packages: {}`)";
+    assert_eq!(Fixture::new().error("packages: {}\n"), "stack.yaml: missing `name:`");
+    let missing = "stack.yaml: missing `packages:` (an empty stack is `packages: {}`)";
     assert_eq!(Fixture::new().error("name: t\n"), missing);
     assert_eq!(Fixture::new().error("name: t\npackages:\n"), missing);
     let e = Fixture::new().error("");
-    assert!(e.starts_with("error: stack.yaml"), "{e}");
+    assert!(e.starts_with("stack.yaml"), "{e}");
     let stack = Fixture::new()
         .load("name: t\nmirror: s3://bucket/x\npackages: {}\n")
         .unwrap();
@@ -417,10 +408,7 @@ fn missing_top_level_fields() {
 fn missing_file_is_io_error() {
     let err = load(Path::new("/nonexistent/stack.yaml")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Io);
-    assert_eq!(
-        err.to_string(),
-        "error: /nonexistent/stack.yaml: cannot read the stack file"
-    );
+    assert_eq!(err.to_string(), "/nonexistent/stack.yaml: cannot read the stack file");
     assert!(std::error::Error::source(&err).is_some());
 }
 
@@ -493,7 +481,7 @@ fn discovery_order() {
     assert_eq!(
         e.to_string(),
         format!(
-            "error: {}: no stack file found; tried --stack (not given), $STACKCI_STACK (not set), ./stack.yaml, ./spack.lock",
+            "{}: no stack file found; tried --stack (not given), $STACKCI_STACK (not set), ./stack.yaml, ./spack.lock",
             dir.display()
         )
     );
@@ -508,10 +496,7 @@ fn discovery_order() {
     let e = discover_in(Some(&missing), None, dir).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!(
-            "error: {}: cannot open the stack file (from --stack)",
-            missing.display()
-        )
+        format!("{}: cannot open the stack file (from --stack)", missing.display())
     );
     let e = discover_in(None, Some(&missing), dir).unwrap_err();
     assert!(e.to_string().ends_with("(from STACKCI_STACK)"), "{e}");
@@ -590,13 +575,11 @@ fn spack_edges_and_name() {
 fn spack_errors() {
     assert_eq!(
         spack_error(&lockfile(3, &spec(H1, "a", ""))),
-        "error: env/spack.lock:2:45: unsupported Spack lockfile version 3 (supported: 4, 5, 6)"
+        "env/spack.lock:2:45: unsupported Spack lockfile version 3 (supported: 4, 5, 6)"
     );
     assert_eq!(
         spack_error(&lockfile(5, &spec(H1, "top", &dep("zlib", H2, "\"link\"")))),
-        format!(
-            "error: env/spack.lock:5:5: package `top/{H1}`: depends on `zlib/{H2}`, which is not in `concrete_specs`"
-        )
+        format!("env/spack.lock:5:5: package `top/{H1}`: depends on `zlib/{H2}`, which is not in `concrete_specs`")
     );
     let cyc = [
         spec(H1, "x", &dep("y", H2, "\"link\"")),
@@ -605,27 +588,24 @@ fn spack_errors() {
     .join(",\n");
     assert_eq!(
         spack_error(&lockfile(5, &cyc)),
-        format!("error: env/spack.lock:5:5: package `x/{H1}`: dependency cycle: x/{H1} -> y/{H2} -> x/{H1}")
+        format!("env/spack.lock:5:5: package `x/{H1}`: dependency cycle: x/{H1} -> y/{H2} -> x/{H1}")
     );
     let e = spack_error("{\n  \"_meta\": {\"lockfile-version\": 5},\n  \"concrete_specs\": {,}\n}");
-    assert_eq!(
-        e,
-        "error: env/spack.lock:3:22: malformed lockfile: key must be a string"
-    );
+    assert_eq!(e, "env/spack.lock:3:22: malformed lockfile: key must be a string");
     let e = spack_error(&lockfile(5, &format!("    \"{H1}\": {{ \"name\": \"a\" }}")));
     assert!(
-        e.starts_with("error: env/spack.lock:5:") && e.contains("missing field `version`"),
+        e.starts_with("env/spack.lock:5:") && e.contains("missing field `version`"),
         "{e}"
     );
     let e = spack_error(&lockfile(5, &spec("short", "a", "")));
     assert_eq!(
         e,
-        "error: env/spack.lock:5:5: package `a/short`: not a Spack DAG hash (32 lowercase base32 characters)"
+        "env/spack.lock:5:5: package `a/short`: not a Spack DAG hash (32 lowercase base32 characters)"
     );
     let dup = [spec(H1, "a", ""), spec(H1, "a", "")].join(",\n");
     assert_eq!(
         spack_error(&lockfile(5, &dup)),
-        format!("error: env/spack.lock:5:5: package `a/{H1}`: duplicate entry in `concrete_specs`")
+        format!("env/spack.lock:5:5: package `a/{H1}`: duplicate entry in `concrete_specs`")
     );
     let ext = format!(
         "    \"{H1}\": {{ \"name\": \"a\", \"version\": \"1\", \"external\": {{ \"path\": null, \"module\": [\"a\"] }} }}"
@@ -641,20 +621,20 @@ fn broken_yaml_inside_a_package_names_it() {
         fx.error(&format!(
             "{header}  hello:\n    version: '1'\n    depends: [a, b\n    build: x\n"
         )),
-        "error: stack.yaml:9:10: package `hello`: illegal placement of ':' indicator"
+        "stack.yaml:9:10: package `hello`: illegal placement of ':' indicator"
     );
     assert_eq!(
         fx.error(&format!(
             "{header}  b:\n    version: '1'\n    depends: a\n    build: x\n"
         )),
-        "error: stack.yaml:8:14: package `b`: expected sequence start"
+        "stack.yaml:8:14: package `b`: expected sequence start"
     );
     assert_eq!(
         fx.error(&format!("{header}    env: {{ A: }}\n")),
-        "error: stack.yaml:6:13: package `a`: null is not allowed here"
+        "stack.yaml:6:13: package `a`: null is not allowed here"
     );
     assert_eq!(
         fx.error(&format!("{header}---\nname: u\n")),
-        "error: stack.yaml:7:1: only single YAML document expected but multiple found"
+        "stack.yaml:7:1: only single YAML document expected but multiple found"
     );
 }
