@@ -29,7 +29,7 @@ pub fn prefix_var(name: &str) -> String {
 
 /// The environment a recipe of package `i` runs with (nothing is inherited).
 pub fn environment(stack: &Stack, i: usize, jobs: usize, source_date_epoch: u64, home: &Path) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = stack.env.clone();
+    let mut env: BTreeMap<String, String> = stack.recipe_env(i);
     let closure = stack.build_closure(i);
     let prefixes: Vec<PathBuf> = closure.iter().rev().map(|&d| stack.prefix(d)).collect();
     let join = |sub: &str, base: Option<&str>| -> String {
