@@ -16,6 +16,7 @@ use crate::digest::Digest;
 
 pub mod fs;
 pub mod layout;
+pub mod oci;
 pub mod package;
 pub mod store;
 
