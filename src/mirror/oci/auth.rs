@@ -361,6 +361,19 @@ impl Scope {
     }
 }
 
+/// Whether the scopes `ours` already grant what `asked` (`type:name:actions`) asks for.
+fn covered(ours: &[String], asked: &str) -> bool {
+    let Some((resource, actions)) = asked.rsplit_once(':') else {
+        return false;
+    };
+    ours.iter().any(|o| {
+        o.rsplit_once(':').is_some_and(|(res, acts)| {
+            let have: Vec<&str> = acts.split(',').collect();
+            res == resource && (have.contains(&"*") || actions.split(',').all(|a| have.contains(&a)))
+        })
+    })
+}
+
 /// A bearer token and when to stop using it.
 struct Token {
     value: Secret,
@@ -396,7 +409,10 @@ fn parse_token_response(body: &[u8]) -> Result<(Secret, Duration)> {
 pub(crate) struct Authenticator {
     registry: Registry,
     credentials: Option<Credentials>,
+    /// The last challenge (for Bearer: realm and service; the scope is per request).
     challenge: RwLock<Option<Challenge>>,
+    /// Scopes a challenge asked for beyond the request's own, by request scope key.
+    extra_scopes: std::sync::Mutex<HashMap<String, String>>,
     tokens: tokio::sync::Mutex<HashMap<String, Token>>,
 }
 
@@ -407,6 +423,7 @@ impl Authenticator {
             registry,
             credentials,
             challenge: RwLock::new(None),
+            extra_scopes: std::sync::Mutex::new(HashMap::new()),
             tokens: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -431,11 +448,7 @@ impl Authenticator {
         match self.current_challenge() {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.credentials.as_ref().map(Credentials::basic_header)),
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope: asked,
-            }) => {
+            Some(Challenge::Bearer { realm, service, .. }) => {
                 let mut tokens = self.tokens.lock().await;
                 let key = scope.key();
                 if let Some(token) = tokens.get(&key)
@@ -444,8 +457,8 @@ impl Authenticator {
                     return Ok(Some(bearer_header(&token.value)));
                 }
                 let mut wanted = scope.items().to_vec();
-                if let Some(asked) = asked.filter(|a| !wanted.contains(a)) {
-                    wanted.push(asked);
+                if let Some(extra) = self.extra_scopes.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+                    wanted.push(extra.clone());
                 }
                 let (value, lifetime) = self
                     .fetch_token(http, retry, &realm, service.as_deref(), &wanted)
@@ -459,27 +472,58 @@ impl Authenticator {
         }
     }
 
-    /// Handles a 401: learns the challenge and drops the cached token so the next attempt
-    /// authenticates afresh. Fails when retrying cannot help (no credentials for Basic, or
-    /// `already_retried`, meaning fresh authentication was already refused).
-    pub(crate) async fn unauthorized(&self, headers: &HeaderMap, scope: &Scope, already_retried: bool) -> Result<()> {
+    /// Handles a 401 to a request that carried `sent` (its `Authorization`, if any): learns
+    /// the challenge and drops the refused token so the next attempt authenticates afresh.
+    /// Fails when retrying cannot help: Basic without credentials, Basic credentials
+    /// refused, or `already_retried` (fresh authentication was refused too).
+    pub(crate) async fn unauthorized(
+        &self,
+        headers: &HeaderMap,
+        scope: &Scope,
+        sent: Option<&HeaderValue>,
+        already_retried: bool,
+    ) -> Result<()> {
         let challenge = headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .filter_map(parse_challenge)
             .reduce(|a, b| if matches!(a, Challenge::Bearer { .. }) { a } else { b });
-        if already_retried || challenge.is_none() {
-            return Err(self.failure().into());
+        match challenge {
+            None => Err(self.failure().into()),
+            Some(_) if already_retried => Err(self.failure().into()),
+            Some(Challenge::Basic) if self.credentials.is_none() || sent.is_some() => Err(self.failure().into()),
+            Some(Challenge::Basic) => {
+                *self.challenge.write().unwrap_or_else(|e| e.into_inner()) = Some(Challenge::Basic);
+                Ok(())
+            }
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
+                let key = scope.key();
+                if let Some(asked) = asked.filter(|a| !covered(scope.items(), a)) {
+                    self.extra_scopes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key.clone(), asked);
+                }
+                *self.challenge.write().unwrap_or_else(|e| e.into_inner()) = Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope: None,
+                });
+                let mut tokens = self.tokens.lock().await;
+                // Drop the token only if it is the one refused (another task may have renewed it).
+                if let (Some(sent), Some(token)) = (sent, tokens.get(&key))
+                    && bearer_header(&token.value) == sent
+                {
+                    tokens.remove(&key);
+                }
+                Ok(())
+            }
         }
-        // Basic without credentials cannot succeed, and Basic twice means they were refused.
-        if challenge == Some(Challenge::Basic) && (self.credentials.is_none() || self.current_challenge() == challenge)
-        {
-            return Err(self.failure().into());
-        }
-        *self.challenge.write().unwrap_or_else(|e| e.into_inner()) = challenge;
-        self.tokens.lock().await.remove(&scope.key());
-        Ok(())
     }
 
     /// The error for refused authentication: names the registry and the user, never the secret.
@@ -722,6 +766,17 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.items(), ["repository:a:pull", "repository:b:pull,push"]);
         assert_eq!(Scope::pull("x").key(), "repository:x:pull");
+    }
+
+    #[test]
+    fn challenge_scopes_already_covered() {
+        let ours = Scope::push("a/b").and_pull("c");
+        assert!(covered(ours.items(), "repository:a/b:pull"));
+        assert!(covered(ours.items(), "repository:a/b:push,pull"));
+        assert!(covered(ours.items(), "repository:c:pull"));
+        assert!(!covered(ours.items(), "repository:c:push"));
+        assert!(!covered(ours.items(), "registry:catalog:*"));
+        assert!(covered(&["registry:catalog:*".to_string()], "registry:catalog:list"));
     }
 
     #[test]

@@ -72,7 +72,14 @@ impl Client {
             return Ok(None);
         }
         let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
-        Ok(Some(resp.content_length().unwrap_or(0)))
+        // Read the header itself: for a HEAD answer the body length (what reqwest's
+        // content_length reports) is zero.
+        let size = resp
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok(Some(size.unwrap_or(0)))
     }
 
     /// POST `/v2/<repo>/blobs/uploads/`: opens an upload session.

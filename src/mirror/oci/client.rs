@@ -128,6 +128,9 @@ impl Request {
     }
 }
 
+/// The outcome of one attempt: a response, or a network error with the URL that failed.
+type Attempt = std::result::Result<Response, (reqwest::Error, Url)>;
+
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;
 
@@ -184,10 +187,12 @@ impl Client {
         let mut attempt = 0;
         let mut auth_retried = false;
         loop {
-            let outcome = self.send_following_redirects(req).await?;
+            let (outcome, sent) = self.send_following_redirects(req).await?;
             match outcome {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    self.auth.unauthorized(resp.headers(), &req.scope, auth_retried).await?;
+                    self.auth
+                        .unauthorized(resp.headers(), &req.scope, sent.as_ref(), auth_retried)
+                        .await?;
                     auth_retried = true;
                     continue;
                 }
@@ -210,8 +215,8 @@ impl Client {
 
     /// One attempt, following redirects. The outer `Result` is for failures that retrying
     /// cannot fix (authentication setup, a refused redirect); the inner one carries network
-    /// errors with the URL that failed.
-    async fn send_following_redirects(&self, req: &Request) -> Result<Result<Response, (reqwest::Error, Url)>> {
+    /// errors with the URL that failed. Also returns the `Authorization` sent on the last hop.
+    async fn send_following_redirects(&self, req: &Request) -> Result<(Attempt, Option<HeaderValue>)> {
         let origin = self.registry.api_base();
         let mut url = req.url.clone();
         let mut method = req.method.clone();
@@ -222,8 +227,12 @@ impl Client {
                 .http
                 .request(method.clone(), url.clone())
                 .headers(req.headers.clone());
-            if same_origin && let Some(auth) = self.auth.authorization(&self.http, &self.retry, &req.scope).await? {
-                builder = builder.header(AUTHORIZATION, auth);
+            let sent = match same_origin {
+                true => self.auth.authorization(&self.http, &self.retry, &req.scope).await?,
+                false => None,
+            };
+            if let Some(auth) = &sent {
+                builder = builder.header(AUTHORIZATION, auth.clone());
             }
             if !matches!(body, Body::Empty)
                 || method == Method::PUT
@@ -234,17 +243,19 @@ impl Client {
             }
             let resp = match builder.send().await {
                 Ok(resp) => resp,
-                Err(e) => return Ok(Err((e, url))),
+                Err(e) => return Ok((Err((e, url)), sent)),
             };
             if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
-                return Ok(Ok(resp));
+                return Ok((Ok(resp), sent));
             }
             let location = resp
                 .headers()
                 .get(LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .map(str::to_string);
-            let Some(location) = location else { return Ok(Ok(resp)) };
+            let Some(location) = location else {
+                return Ok((Ok(resp), sent));
+            };
             let next = url.join(&location).map_err(|e| {
                 anyhow::anyhow!(
                     "{} redirected to a bad URL `{location}`: {e}",
