@@ -210,6 +210,127 @@ fn falls_back_to_chunks_when_a_single_put_is_refused() {
 }
 
 #[test]
+fn chunked_upload_resumes_from_the_upload_status_after_416() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&tmp.path().join("reg"), false);
+    let (patches, statuses) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (p, st) = (Arc::clone(&patches), Arc::clone(&statuses));
+    let proxy = Proxy::start(peer.host(), move |head: &RequestHead| {
+        if head.method == "PATCH" && p.fetch_add(1, Ordering::SeqCst) == 1 {
+            return Action::Respond {
+                status: 416,
+                headers: vec![],
+                body: vec![],
+            };
+        }
+        if head.method == "GET" && head.path().contains("/blobs/uploads/") {
+            st.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Forward
+    });
+    let opts = ClientOptions {
+        chunk_size: Some(MIB),
+        ..opts()
+    };
+    let mirror = RegistryMirror::new(&format!("oci+http://{}/resume416", proxy.host()), &opts).unwrap();
+    let blob = random_blob(tmp.path(), "blob", 2 * MIB + MIB / 2, 50);
+    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(statuses.load(Ordering::SeqCst), 1, "asked the registry where to resume");
+    assert_eq!(patches.load(Ordering::SeqCst), 4, "three chunks, one sent twice");
+    assert_eq!(read_back(&mirror, &blob), blob.size);
+}
+
+#[test]
+fn a_lost_upload_session_starts_the_blob_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&tmp.path().join("reg"), false);
+    let (puts, posts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (pu, po) = (Arc::clone(&puts), Arc::clone(&posts));
+    let proxy = Proxy::start(peer.host(), move |head: &RequestHead| {
+        if head.method == "POST" {
+            po.fetch_add(1, Ordering::SeqCst);
+        }
+        if head.method == "PUT" && pu.fetch_add(1, Ordering::SeqCst) == 0 {
+            let body = br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#;
+            return Action::Respond {
+                status: 404,
+                headers: vec![],
+                body: body.to_vec(),
+            };
+        }
+        Action::Forward
+    });
+    let mirror = RegistryMirror::new(&format!("oci+http://{}/lost", proxy.host()), &opts()).unwrap();
+    let blob = random_blob(tmp.path(), "blob", 300_000, 51);
+    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(posts.load(Ordering::SeqCst), 2, "a second session was opened");
+    assert_eq!(read_back(&mirror, &blob), blob.size);
+}
+
+#[test]
+fn credentials_are_not_sent_along_a_redirect_to_another_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&tmp.path().join("reg"), false);
+    // "Storage": another origin that records the Authorization headers it gets.
+    let storage_auth = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let seen = Arc::clone(&storage_auth);
+    let storage = Proxy::start(peer.host(), move |head: &RequestHead| {
+        seen.lock()
+            .unwrap()
+            .push(head.header("authorization").map(str::to_string));
+        Action::Forward
+    });
+    // The "registry": Basic auth required; blob downloads redirect to storage.
+    let storage_host = storage.host().replace("127.0.0.1", "localhost");
+    let front_auth = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&front_auth);
+    let front = Proxy::start(peer.host(), move |head: &RequestHead| {
+        let Some(auth) = head.header("authorization") else {
+            let challenge = ("WWW-Authenticate".to_string(), "Basic realm=\"front\"".to_string());
+            return Action::Respond {
+                status: 401,
+                headers: vec![challenge],
+                body: vec![],
+            };
+        };
+        assert_eq!(
+            auth,
+            format!("Basic {}", data_encoding::BASE64.encode(b"peer:redirectpass"))
+        );
+        counted.fetch_add(1, Ordering::SeqCst);
+        if head.method == "GET" && head.path().contains("/blobs/sha256:") {
+            let location = ("Location".to_string(), format!("http://{storage_host}{}", head.target));
+            return Action::Respond {
+                status: 307,
+                headers: vec![location],
+                body: vec![],
+            };
+        }
+        Action::Forward
+    });
+    let creds = Credentials {
+        username: "peer".into(),
+        password: Secret::new("redirectpass"),
+        origin: "the test".into(),
+    };
+    let opts = ClientOptions {
+        credentials: Some(creds),
+        ..opts()
+    };
+    let mirror = RegistryMirror::new(&format!("oci+http://{}/redirected", front.host()), &opts).unwrap();
+    let blob = random_blob(tmp.path(), "blob", MIB, 52);
+    mirror.push_blob(&blob, None).unwrap();
+    assert_eq!(read_back(&mirror, &blob), blob.size);
+    let storage_auth = storage_auth.lock().unwrap().clone();
+    assert_eq!(
+        storage_auth,
+        vec![None],
+        "storage got the download, without credentials"
+    );
+    assert!(front_auth.load(Ordering::SeqCst) >= 3, "the registry itself got them");
+}
+
+#[test]
 fn cross_repository_mount() {
     let tmp = tempfile::tempdir().unwrap();
     let peer = Peer::start(&tmp.path().join("reg"), false);
@@ -253,7 +374,7 @@ fn manifests_come_back_byte_identical_for_oci_and_docker_types() {
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
     );
     let layer = random_blob(tmp.path(), "layer", 4096, 8);
-    mirror.push_blobs(&[config.clone(), layer.clone()], 2).unwrap();
+    mirror.push_blobs(&[config.clone(), layer.clone()]).unwrap();
 
     // Odd but valid JSON formatting must survive byte for byte.
     let oci = format!(
@@ -458,7 +579,7 @@ fn skopeo_inspects_and_copies_an_image_we_pushed() {
         .unwrap()
         .to_string()
         .unwrap();
-    mirror.push_blobs(&[layer.clone(), config.clone()], 2).unwrap();
+    mirror.push_blobs(&[layer.clone(), config.clone()]).unwrap();
     let digest = mirror
         .put_manifest("v1", MANIFEST_MEDIA_TYPE, manifest.as_bytes())
         .unwrap();
@@ -773,7 +894,7 @@ fn bearer_token_flow_scopes_cache_and_renewal() {
     let blobs: Vec<BlobFile> = (0..4)
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 200_000 + i, 20 + i))
         .collect();
-    mirror.push_blobs(&blobs, 4).unwrap();
+    mirror.push_blobs(&blobs).unwrap();
     let requests = server.requests.lock().unwrap().clone();
     assert!(!requests.is_empty());
     for r in &requests {
@@ -900,7 +1021,7 @@ fn twenty_percent_faults_push_twenty_blobs_and_manifests_correctly() {
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 50_000 + i * 40_000, 100 + i))
         .collect();
     blobs.push(config.clone());
-    let pushed = mirror.push_blobs(&blobs, 8).unwrap();
+    let pushed = mirror.push_blobs(&blobs).unwrap();
     assert_eq!(pushed.len(), 21);
     for (i, blob) in blobs[..20].iter().enumerate() {
         let manifest = manifest_for(&config, &[blob]);
@@ -944,18 +1065,22 @@ fn parallel_uploads_stay_within_jobs() {
         }
         Action::Forward
     });
-    let mirror = RegistryMirror::new(&format!("oci+http://{}/jobs", proxy.host()), &opts()).unwrap();
+    let mirror = RegistryMirror::new(
+        &format!("oci+http://{}/jobs", proxy.host()),
+        &ClientOptions { jobs: 3, ..opts() },
+    )
+    .unwrap();
     let blobs: Vec<BlobFile> = (0..12)
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 300_000, 200 + i))
         .collect();
-    let pushed = mirror.push_blobs(&blobs, 3).unwrap();
+    let pushed = mirror.push_blobs(&blobs).unwrap();
     assert!(pushed.iter().all(|p| *p == BlobPush::Uploaded));
     assert_eq!(
         proxy.peak_in_flight(),
         3,
         "-j 3 keeps exactly three requests in flight at the peak"
     );
-    assert_eq!(mirror.push_blobs(&blobs, 3).unwrap(), vec![BlobPush::Existed; 12]);
+    assert_eq!(mirror.push_blobs(&blobs).unwrap(), vec![BlobPush::Existed; 12]);
 }
 
 #[test]
@@ -997,7 +1122,15 @@ fn registry_killed_mid_push_fails_clearly_and_a_rerun_completes() {
         Action::Forward
     });
     let url = format!("oci+http://{}/killed", proxy.host());
-    let mirror = RegistryMirror::new(&url, &ClientOptions { retries: 2, ..opts() }).unwrap();
+    let mirror = RegistryMirror::new(
+        &url,
+        &ClientOptions {
+            retries: 2,
+            jobs: 2,
+            ..opts()
+        },
+    )
+    .unwrap();
     let config = bytes_blob(tmp.path(), "config", b"{}");
     let mut blobs: Vec<BlobFile> = (0..10)
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 400_000, 300 + i))
@@ -1008,7 +1141,7 @@ fn registry_killed_mid_push_fails_clearly_and_a_rerun_completes() {
 
     // What a package push does: all blobs, then the tag.
     let push = |m: &RegistryMirror| -> anyhow::Result<Digest> {
-        m.push_blobs(&blobs, 2)?;
+        m.push_blobs(&blobs)?;
         m.put_manifest("pkg-1.0-killed", MANIFEST_MEDIA_TYPE, &manifest)
     };
     let err = push(&mirror).unwrap_err();

@@ -78,8 +78,15 @@ type Handler = dyn Fn(&RequestHead) -> Action + Send + Sync;
 /// A running proxy on 127.0.0.1.
 pub struct Proxy {
     addr: SocketAddr,
-    dead: Arc<AtomicBool>,
+    dead: Arc<Dead>,
     gauge: Arc<Gauge>,
+}
+
+/// Set once the proxy shuts down; holds the open client connections to cut them then.
+#[derive(Default)]
+struct Dead {
+    flag: AtomicBool,
+    conns: std::sync::Mutex<Vec<TcpStream>>,
 }
 
 /// Requests being forwarded right now, and the most at once.
@@ -94,7 +101,7 @@ impl Proxy {
     pub fn start(upstream: &str, handler: impl Fn(&RequestHead) -> Action + Send + Sync + 'static) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let dead = Arc::new(AtomicBool::new(false));
+        let dead = Arc::new(Dead::default());
         let handler: Arc<Handler> = Arc::new(handler);
         let upstream = upstream.to_string();
         let dead_accept = Arc::clone(&dead);
@@ -102,10 +109,13 @@ impl Proxy {
         let gauge_accept = Arc::clone(&gauge);
         thread::spawn(move || {
             for conn in listener.incoming() {
-                if dead_accept.load(Ordering::SeqCst) {
+                if dead_accept.flag.load(Ordering::SeqCst) {
                     return; // drops the listener: later connects are refused
                 }
                 let Ok(conn) = conn else { continue };
+                if let Ok(clone) = conn.try_clone() {
+                    dead_accept.conns.lock().unwrap().push(clone);
+                }
                 let (handler, upstream, dead) = (Arc::clone(&handler), upstream.clone(), Arc::clone(&dead_accept));
                 let gauge = Arc::clone(&gauge_accept);
                 thread::spawn(move || {
@@ -138,8 +148,12 @@ impl Drop for Proxy {
     }
 }
 
-fn shutdown(dead: &AtomicBool, addr: SocketAddr) {
-    if !dead.swap(true, Ordering::SeqCst) {
+/// Like a killed server: every open connection is cut and new ones are refused.
+fn shutdown(dead: &Dead, addr: SocketAddr) {
+    if !dead.flag.swap(true, Ordering::SeqCst) {
+        for conn in dead.conns.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
         // Wake the accept loop so it sees the flag and drops the listener.
         let _ = TcpStream::connect(addr);
     }
@@ -149,7 +163,7 @@ fn serve(
     client: TcpStream,
     upstream: &str,
     handler: &Handler,
-    dead: &AtomicBool,
+    dead: &Dead,
     own: SocketAddr,
     gauge: &Gauge,
 ) -> std::io::Result<()> {
@@ -159,7 +173,7 @@ fn serve(
         let Some((head, raw_head)) = read_request_head(&mut reader)? else {
             return Ok(());
         };
-        if dead.load(Ordering::SeqCst) {
+        if dead.flag.load(Ordering::SeqCst) {
             return writer.shutdown(Shutdown::Both);
         }
         let framing = Framing::of_request(&head);

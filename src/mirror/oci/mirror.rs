@@ -79,9 +79,10 @@ impl RegistryMirror {
         self.runtime.block_on(future)
     }
 
-    /// Pushes blobs `jobs` at a time (see [`Client::push_blobs`]).
-    pub fn push_blobs(&self, blobs: &[BlobFile], jobs: usize) -> Result<Vec<BlobPush>> {
-        self.block_on(self.client.push_blobs(self.repository(), blobs, jobs))
+    /// Pushes blobs [`ClientOptions::jobs`] at a time, each skipped when present (see
+    /// [`Client::push_blobs`]); results in input order.
+    pub fn push_blobs(&self, blobs: &[BlobFile]) -> Result<Vec<BlobPush>> {
+        self.block_on(self.client.push_blobs(self.repository(), blobs, self.client.opts.jobs))
     }
 
     /// Pushes one blob, mounting it from `mount_from` (another repository of the same
