@@ -336,3 +336,75 @@ impl Client {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::oci::auth::Secret;
+
+    fn client() -> Client {
+        let registry = Registry {
+            scheme: Scheme::Https,
+            host: "reg.example:5000".into(),
+        };
+        let credentials = Credentials {
+            username: "peer".into(),
+            password: Secret::new("pw-canary"),
+            origin: "test".into(),
+        };
+        Client::new(
+            registry,
+            "team/repo",
+            &ClientOptions {
+                credentials: Some(credentials),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn answer(status: u16, body: &str) -> Response {
+        Response::from(http::Response::builder().status(status).body(body.to_string()).unwrap())
+    }
+
+    async fn error_of(client: &Client, status: u16, body: &str) -> RegistryError {
+        let req = Request::new(
+            Method::GET,
+            client.url("team/repo", "blobs/x"),
+            Scope::pull("team/repo"),
+        );
+        let err = client
+            .expect(answer(status, body), &req, &[StatusCode::OK], "team/repo")
+            .await
+            .unwrap_err();
+        err.downcast::<RegistryError>().unwrap()
+    }
+
+    #[test]
+    fn unexpected_answers_become_errors_a_user_understands() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = client();
+        rt.block_on(async {
+            let e = error_of(&client, 403, "").await;
+            assert_eq!(
+                e.to_string(),
+                "reg.example:5000 denied access to repository `team/repo` (user `peer`): the credentials lack pull/push permission"
+            );
+            let e = error_of(&client, 404, r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#).await;
+            assert_eq!(e.to_string(), "repository `team/repo` not found on reg.example:5000");
+            let e = error_of(&client, 400, r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#).await;
+            assert_eq!(e.code(), Some("DIGEST_INVALID"));
+            assert_eq!(
+                e.to_string(),
+                "GET https://reg.example:5000/v2/team/repo/blobs/x answered 400: DIGEST_INVALID: provided digest did not match uploaded content"
+            );
+            let e = error_of(&client, 502, "<html>bad gateway</html>").await;
+            assert_eq!(e.status(), Some(502));
+            assert!(e.to_string().ends_with("answered 502: <html>bad gateway</html>"), "{e}");
+        });
+        assert!(!format!("{:?}", client.opts).contains("pw-canary"));
+    }
+}
