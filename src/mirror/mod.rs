@@ -17,6 +17,7 @@ use crate::digest::Digest;
 pub mod fs;
 pub mod layout;
 pub mod open;
+pub mod oci;
 pub mod package;
 pub mod store;
 

@@ -7,6 +7,8 @@ use anyhow::{Result, bail};
 use super::Mirror;
 use super::fs::FsStore;
 use super::layout::LayoutMirror;
+use super::oci::client::ClientOptions;
+use super::oci::mirror::RegistryMirror;
 
 /// Options every backend may use; each states its default.
 #[derive(Debug, Clone, Default)]
@@ -17,10 +19,19 @@ pub struct MirrorOptions {
     pub jobs: usize,
 }
 
-/// Opens the mirror at `url`: `file://DIR` (or a plain path, relative to `base`).
-pub fn open(url: &str, base: &Path, _opts: &MirrorOptions) -> Result<Box<dyn Mirror>> {
+/// Opens the mirror at `url`: `file://DIR` (or a plain path, relative to `base`),
+/// `oci://HOST/REPO` or `oci+http://HOST/REPO`.
+pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirror>> {
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Box::new(LayoutMirror::new(FsStore::new(base.join(path)))));
+    }
+    if url.starts_with("oci://") || url.starts_with("oci+http://") {
+        let client = ClientOptions {
+            ca_cert: opts.ca_cert.clone(),
+            jobs: if opts.jobs == 0 { ClientOptions::default().jobs } else { opts.jobs },
+            ..ClientOptions::default()
+        };
+        return Ok(Box::new(RegistryMirror::new(url, &client)?));
     }
     if url.contains("://") {
         let scheme = url.split("://").next().unwrap_or_default();

@@ -1,0 +1,168 @@
+//! Manifests: GET and PUT by tag or digest, for OCI and Docker v2 media types, byte for byte.
+
+use anyhow::{Result, bail};
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode};
+
+use super::auth::Scope;
+use super::client::{Body, Client, Request};
+use super::reference::validate_tag;
+use super::transport::{display_url, read_limited};
+use crate::digest::Digest;
+use crate::mirror::MANIFEST_MEDIA_TYPE;
+
+/// Media type of an OCI image index.
+pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of a Docker v2 schema 2 image manifest.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of a Docker v2 manifest list.
+pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Largest manifest accepted (the distribution spec suggests registries accept at least 4 MiB).
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
+/// The `Accept` header for manifest requests: OCI and Docker v2, images and indexes.
+fn accept() -> HeaderValue {
+    HeaderValue::from_static(
+        "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+         application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+}
+
+/// A manifest as the registry stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Its media type (from `Content-Type`, else the document's `mediaType`).
+    pub media_type: String,
+    /// The digest of `bytes`.
+    pub digest: Digest,
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Checks a manifest reference: a tag or a `sha256:` digest.
+fn validate_reference(reference: &str) -> Result<()> {
+    if reference.contains(':') {
+        reference.parse::<Digest>()?;
+        Ok(())
+    } else {
+        validate_tag(reference).map_err(anyhow::Error::msg)
+    }
+}
+
+impl Client {
+    /// GET `/v2/<repo>/manifests/<tag or digest>`; `None` when the tag or the repository
+    /// does not exist. The bytes are checked against the digest asked for, or the
+    /// `Docker-Content-Digest` header.
+    pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<Option<Manifest>> {
+        validate_reference(reference)?;
+        let req = Request::new(
+            Method::GET,
+            self.url(repository, &format!("manifests/{reference}")),
+            Scope::pull(repository),
+        )
+        .header(ACCEPT, accept());
+        let resp = self.send(&req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = read_limited(resp, MAX_MANIFEST).await?;
+        let digest = Digest::of(&bytes);
+        let expected = reference
+            .parse::<Digest>()
+            .ok()
+            .map(|d| d.to_string())
+            .or(header_digest);
+        if let Some(expected) = expected
+            && expected != digest.to_string()
+        {
+            bail!(
+                "manifest {reference} from {} has digest {digest}, the registry said {expected}",
+                display_url(&req.url)
+            );
+        }
+        let media_type = match content_type
+            .filter(|t| !t.is_empty() && t != "application/json" && t != "application/octet-stream")
+        {
+            Some(t) => t,
+            None => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+                .unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string()),
+        };
+        Ok(Some(Manifest {
+            media_type,
+            digest,
+            bytes,
+        }))
+    }
+
+    /// PUT `/v2/<repo>/manifests/<tag or digest>` with `Content-Type: media_type`; returns the
+    /// manifest's digest. The registry refuses a manifest whose blobs it lacks
+    /// (`MANIFEST_BLOB_UNKNOWN`), so a tag never points at missing content.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> Result<Digest> {
+        validate_reference(reference)?;
+        if manifest.len() > MAX_MANIFEST {
+            bail!(
+                "manifest for {reference} is {} bytes, more than the {MAX_MANIFEST} registries accept",
+                manifest.len()
+            );
+        }
+        let digest = Digest::of(manifest);
+        let req = Request::new(
+            Method::PUT,
+            self.url(repository, &format!("manifests/{reference}")),
+            Scope::push(repository),
+        )
+        .header(CONTENT_TYPE, HeaderValue::from_str(media_type)?)
+        .body(Body::Bytes(Bytes::copy_from_slice(manifest)));
+        let resp = self.send(&req).await?;
+        let resp = self
+            .expect(resp, &req, &[StatusCode::CREATED, StatusCode::OK], repository)
+            .await?;
+        if let Some(got) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            && got != digest.to_string()
+        {
+            bail!(
+                "{} stored the manifest as {got}, expected {digest}",
+                display_url(&req.url)
+            );
+        }
+        Ok(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        validate_reference("pkg-1.0-abc").unwrap();
+        validate_reference(&Digest::of(b"").to_string()).unwrap();
+        assert!(validate_reference("sha256:short").is_err());
+        assert!(validate_reference("-bad").is_err());
+        assert!(validate_reference("a/b").is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! [`RegistryMirror`]: the [`Mirror`] core over a registry repository. The registry's tag
+//! list is the index; the registry refuses a manifest whose blobs are missing, so a tag is
+//! only ever written after all its blobs are present.
+//!
+//! The `Mirror` trait is synchronous; a `RegistryMirror` owns a small multi-threaded tokio
+//! runtime and blocks on it. Its methods must therefore not be called from inside another
+//! tokio runtime (tokio panics on a nested `block_on`); call them from plain threads.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use reqwest::{Response, StatusCode};
+
+use super::blobs::{BlobFile, BlobPush};
+use super::client::{Client, ClientOptions};
+use super::reference::{Reference, Target};
+use crate::digest::Digest;
+use crate::mirror::Mirror;
+
+/// Chunks buffered between a download task and its reader.
+const READ_AHEAD: usize = 8;
+
+/// A mirror in one repository of an OCI registry (`oci://HOST/REPO`, `oci+http://...`).
+pub struct RegistryMirror {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<Client>,
+    reference: Reference,
+}
+
+impl RegistryMirror {
+    /// Opens the mirror at `url` (`oci://HOST[:PORT]/REPO` or `oci+http://...`; no tag).
+    /// Looks up credentials and reads CA files now; contacts the registry only when used.
+    pub fn new(url: &str, opts: &ClientOptions) -> Result<RegistryMirror> {
+        let reference = Reference::parse(url)?;
+        if reference.target != Target::Repository {
+            anyhow::bail!(
+                "mirror URL `{url}` names a tag or digest; a mirror is a whole repository: {}",
+                reference.repository_url()
+            );
+        }
+        let client = Client::new(reference.registry.clone(), &reference.repository, opts)
+            .with_context(|| format!("cannot set up the registry client for {}", reference.repository_url()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("stackci-oci")
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime for the registry client")?;
+        Ok(RegistryMirror {
+            runtime,
+            client: Arc::new(client),
+            reference,
+        })
+    }
+
+    /// The parsed mirror URL.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// The repository name inside the registry.
+    pub fn repository(&self) -> &str {
+        &self.reference.repository
+    }
+
+    /// The async client, for protocol steps the `Mirror` trait does not cover; run its
+    /// futures with [`RegistryMirror::block_on`].
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs a future on this mirror's runtime, blocking the calling thread.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Pushes blobs [`ClientOptions::jobs`] at a time, each skipped when present (see
+    /// [`Client::push_blobs`]); results in input order.
+    pub fn push_blobs(&self, blobs: &[BlobFile]) -> Result<Vec<BlobPush>> {
+        self.block_on(self.client.push_blobs(self.repository(), blobs, self.client.opts.jobs))
+    }
+
+    /// Pushes one blob, mounting it from `mount_from` (another repository of the same
+    /// registry) when given and possible.
+    pub fn push_blob(&self, blob: &BlobFile, mount_from: Option<&str>) -> Result<BlobPush> {
+        self.block_on(self.client.push_blob(self.repository(), blob, mount_from))
+            .with_context(|| {
+                format!(
+                    "pushing blob {} ({}) to {}",
+                    blob.digest,
+                    blob.path.display(),
+                    self.location()
+                )
+            })
+    }
+}
+
+impl Mirror for RegistryMirror {
+    fn location(&self) -> String {
+        self.reference.repository_url()
+    }
+
+    fn registry_repository(&self) -> Option<(String, String)> {
+        let registry = &self.reference.registry;
+        Some((format!("{}://{}", registry.scheme.as_str(), registry.host), self.repository().to_string()))
+    }
+
+    fn mount_blob_from(&self, digest: &Digest, from: &dyn Mirror) -> Result<bool> {
+        let (Some((here, _)), Some((there, repo))) = (self.registry_repository(), from.registry_repository()) else {
+            return Ok(false);
+        };
+        if here != there || repo == self.repository() {
+            return Ok(false);
+        }
+        let start = self
+            .block_on(self.client.mount_blob(self.repository(), digest, &repo))
+            .with_context(|| format!("mounting blob {digest} from {repo} into {}", self.location()))?;
+        // A registry that cannot mount opened an upload session instead; it expires unused.
+        Ok(matches!(start, super::blobs::UploadStart::Mounted))
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        let size = self
+            .block_on(self.client.blob_size(self.repository(), digest))
+            .with_context(|| format!("checking blob {digest} in {}", self.location()))?;
+        Ok(size.is_some())
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        let what = || format!("downloading blob {digest} from {}", self.location());
+        let first = self
+            .block_on(self.client.get_blob(self.repository(), digest, 0))
+            .with_context(what)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let download = Download {
+            client: Arc::clone(&self.client),
+            repository: self.repository().to_string(),
+            digest: digest.clone(),
+            what: what(),
+            tx,
+        };
+        self.runtime.spawn(download.run(first));
+        Ok(Box::new(BlobReader {
+            rx,
+            current: Bytes::new(),
+            finished: false,
+        }))
+    }
+
+    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> Result<()> {
+        self.push_blob(
+            &BlobFile {
+                digest: digest.clone(),
+                size,
+                path: file.to_path_buf(),
+            },
+            None,
+        )?;
+        Ok(())
+    }
+
+    fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        let manifest = self
+            .block_on(self.client.get_manifest(self.repository(), tag))
+            .with_context(|| format!("reading manifest {tag} from {}", self.location()))?;
+        Ok(manifest.map(|m| m.bytes))
+    }
+
+    fn put_manifest(&self, tag: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+        self.block_on(self.client.put_manifest(self.repository(), tag, media_type, manifest))
+            .with_context(|| format!("pushing manifest {tag} to {}", self.location()))
+    }
+
+    fn list_tags(&self) -> Result<BTreeSet<String>> {
+        self.block_on(self.client.list_tags(self.repository()))
+            .with_context(|| format!("listing the tags of {}", self.location()))
+    }
+}
+
+/// A running blob download: feeds chunks to a [`BlobReader`], resuming with a `Range`
+/// request when the connection drops mid-body.
+struct Download {
+    client: Arc<Client>,
+    repository: String,
+    digest: Digest,
+    what: String,
+    tx: tokio::sync::mpsc::Sender<io::Result<Option<Bytes>>>,
+}
+
+impl Download {
+    async fn run(self, first: Response) {
+        let mut response = first;
+        let mut received = 0u64;
+        let mut skip = 0u64;
+        let mut resumes = 0;
+        loop {
+            let item = match response.chunk().await {
+                Ok(Some(mut chunk)) => {
+                    let drop_now = skip.min(chunk.len() as u64) as usize;
+                    skip -= drop_now as u64;
+                    let chunk = chunk.split_off(drop_now);
+                    received += chunk.len() as u64;
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    Ok(Some(chunk))
+                }
+                Ok(None) => Ok(None),
+                Err(e) if resumes < self.client.opts.retries => {
+                    resumes += 1;
+                    tokio::time::sleep(self.client.opts.retry_base_delay).await;
+                    match self.client.get_blob(&self.repository, &self.digest, received).await {
+                        Ok(next) => {
+                            // A registry that ignores Range sends everything again.
+                            skip = if next.status() == StatusCode::PARTIAL_CONTENT {
+                                0
+                            } else {
+                                received
+                            };
+                            response = next;
+                            drop(e);
+                            continue;
+                        }
+                        Err(again) => Err(io::Error::other(format!("{}: {again:#} (after: {e})", self.what))),
+                    }
+                }
+                Err(e) => Err(io::Error::other(format!("{}: {e}", self.what))),
+            };
+            let last = !matches!(item, Ok(Some(_)));
+            if self.tx.send(item).await.is_err() || last {
+                return;
+            }
+        }
+    }
+}
+
+/// The synchronous end of a download (what [`Mirror::open_blob`] returns). Unverified:
+/// callers check the digest, e.g. with [`crate::digest::VerifyingReader`].
+struct BlobReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Option<Bytes>>>,
+    current: Bytes,
+    finished: bool,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            if self.finished || buf.is_empty() {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(Some(chunk))) => self.current = chunk,
+                Some(Ok(None)) => self.finished = true,
+                Some(Err(e)) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+                None => {
+                    self.finished = true;
+                    return Err(io::Error::other("blob download stopped before its end"));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}

@@ -1,0 +1,29 @@
+//! The OCI distribution client and the registry-backed mirror (`oci://HOST/REPO`,
+//! `oci+http://HOST/REPO` for plain HTTP).
+//!
+//! Layers, each in its own module: [`reference`] parses URLs; [`auth`] finds credentials
+//! and runs the Basic/Bearer flows; [`transport`] builds the HTTP client (TLS trust,
+//! timeouts) and retries with backoff; [`client`] sends every request through them;
+//! [`blobs`], [`manifests`] and [`tags`] are the protocol steps, one named function each;
+//! [`mirror`] implements [`crate::mirror::Mirror`] on top.
+//!
+//! The client is async (reqwest + tokio). [`RegistryMirror`] owns a tokio runtime and
+//! blocks on it, because the `Mirror` trait is synchronous.
+
+pub mod auth;
+pub mod blobs;
+pub mod client;
+pub mod error;
+pub mod manifests;
+pub mod mirror;
+pub mod reference;
+pub mod tags;
+pub(crate) mod transport;
+
+pub use auth::{Credentials, Secret, lookup_credentials};
+pub use blobs::{BlobFile, BlobPush, UploadStart};
+pub use client::{Client, ClientOptions};
+pub use error::RegistryError;
+pub use manifests::Manifest;
+pub use mirror::RegistryMirror;
+pub use reference::{Reference, Registry, Scheme, Target};

@@ -1,0 +1,306 @@
+//! Registry references: `oci://HOST[:PORT]/REPO[:TAG|@DIGEST]` (HTTPS) and
+//! `oci+http://...` (plain HTTP, for local registries only).
+
+use std::fmt;
+
+use reqwest::Url;
+
+use crate::digest::Digest;
+
+/// How to talk to the registry: HTTPS (`oci://`, `oci+https://`) or plain HTTP (`oci+http://`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// TLS, verified against the system roots plus any extra CA.
+    Https,
+    /// Plain HTTP; chosen only by an explicit `oci+http://` URL.
+    Http,
+}
+
+impl Scheme {
+    /// `https` or `http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
+/// A registry endpoint: scheme plus `host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Registry {
+    /// HTTPS or plain HTTP.
+    pub scheme: Scheme,
+    /// `host` or `host:port`, lowercase, as written in credentials files.
+    pub host: String,
+}
+
+impl Registry {
+    /// The API base `SCHEME://HOST/v2/`.
+    pub fn api_base(&self) -> Url {
+        // host was validated by the parser, so this only fails on a bug.
+        Url::parse(&format!("{}://{}/v2/", self.scheme.as_str(), self.host))
+            .unwrap_or_else(|e| panic!("validated registry host `{}` gave a bad URL: {e}", self.host))
+    }
+
+    /// An API URL under `/v2/`, e.g. `repo/blobs/sha256:...`.
+    pub fn api_url(&self, path: &str) -> Url {
+        let mut url = self.api_base();
+        url.set_path(&format!("/v2/{path}"));
+        url
+    }
+}
+
+/// What a reference points at inside its repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The whole repository (a mirror).
+    Repository,
+    /// A tag.
+    Tag(String),
+    /// A manifest digest.
+    Digest(Digest),
+}
+
+/// A parsed `oci://` reference: registry, repository and an optional tag or digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Where the registry is.
+    pub registry: Registry,
+    /// The repository name, possibly with slashes (`team/stack/mirror`).
+    pub repository: String,
+    /// Tag, digest, or nothing.
+    pub target: Target,
+}
+
+/// Why a string is not a valid registry reference.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid registry reference `{input}`: {reason}")]
+pub struct ParseReferenceError {
+    /// The string given.
+    pub input: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl Reference {
+    /// Parses `oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]`; `oci+http://` selects plain HTTP
+    /// and `oci+https://` is an explicit spelling of `oci://`.
+    pub fn parse(input: &str) -> Result<Reference, ParseReferenceError> {
+        let err = |reason: &str| ParseReferenceError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = if let Some(rest) = input.strip_prefix("oci://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = input.strip_prefix("oci+https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = input.strip_prefix("oci+http://") {
+            (Scheme::Http, rest)
+        } else {
+            return Err(err(
+                "expected `oci://HOST/REPO` (or `oci+http://HOST/REPO` for plain HTTP)",
+            ));
+        };
+        let (host, path) = rest
+            .split_once('/')
+            .ok_or_else(|| err("missing repository after the host"))?;
+        validate_host(host).map_err(|reason| err(&reason))?;
+        let (repository, target) = if let Some((repo, digest)) = path.split_once('@') {
+            let digest = digest.parse::<Digest>().map_err(|e| err(&e.to_string()))?;
+            (repo, Target::Digest(digest))
+        } else {
+            // A tag's colon comes after the last slash; a port's colon is in the host part.
+            let last = path.rfind('/').map_or(0, |i| i + 1);
+            match path[last..].find(':') {
+                Some(i) => {
+                    let tag = &path[last + i + 1..];
+                    validate_tag(tag).map_err(|reason| err(&reason))?;
+                    (&path[..last + i], Target::Tag(tag.to_string()))
+                }
+                None => (path, Target::Repository),
+            }
+        };
+        validate_repository(repository).map_err(|reason| err(&reason))?;
+        Ok(Reference {
+            registry: Registry {
+                scheme,
+                host: host.to_ascii_lowercase(),
+            },
+            repository: repository.to_string(),
+            target,
+        })
+    }
+
+    /// The reference without tag or digest, as `oci://HOST/REPO` (`oci+http://` for HTTP).
+    pub fn repository_url(&self) -> String {
+        let prefix = match self.registry.scheme {
+            Scheme::Https => "oci://",
+            Scheme::Http => "oci+http://",
+        };
+        format!("{prefix}{}/{}", self.registry.host, self.repository)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository_url())?;
+        match &self.target {
+            Target::Repository => Ok(()),
+            Target::Tag(tag) => write!(f, ":{tag}"),
+            Target::Digest(digest) => write!(f, "@{digest}"),
+        }
+    }
+}
+
+fn validate_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    let (name, port) = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) if end + 1 == host.len() => (host, None),
+            Some(end) if host[end + 1..].starts_with(':') => (&host[..=end], Some(&host[end + 2..])),
+            _ => return Err(format!("bad host `{host}`")),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("bad port `{port}`"));
+    }
+    let ok = if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    if ok { Ok(()) } else { Err(format!("bad host `{host}`")) }
+}
+
+/// Checks a repository name against the distribution grammar:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+pub fn validate_repository(repo: &str) -> Result<(), String> {
+    if repo.is_empty() {
+        return Err("missing repository".into());
+    }
+    if repo.len() > 255 {
+        return Err("repository name longer than 255 characters".into());
+    }
+    for component in repo.split('/') {
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let mut ok = !bytes.is_empty() && alnum(bytes[0]) && alnum(bytes[bytes.len() - 1]);
+        let mut i = 0;
+        while ok && i < bytes.len() {
+            if alnum(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            // A separator run: `.`, `_`, `__` or `-+`, followed by an alphanumeric.
+            let start = i;
+            while i < bytes.len() && !alnum(bytes[i]) {
+                i += 1;
+            }
+            let sep = &component[start..i];
+            ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        }
+        if !ok {
+            return Err(format!(
+                "bad repository name `{repo}`: components are lowercase letters and digits joined by `.`, `_`, `__` or `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
+    let bytes = tag.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad tag `{tag}`: up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_host_port_and_nested_repository() {
+        let r = Reference::parse("oci://127.0.0.1:5443/team/stack/mirror").unwrap();
+        assert_eq!(
+            r.registry,
+            Registry {
+                scheme: Scheme::Https,
+                host: "127.0.0.1:5443".into()
+            }
+        );
+        assert_eq!(r.repository, "team/stack/mirror");
+        assert_eq!(r.target, Target::Repository);
+        assert_eq!(r.to_string(), "oci://127.0.0.1:5443/team/stack/mirror");
+        assert_eq!(
+            r.registry.api_url("team/stack/mirror/tags/list").as_str(),
+            "https://127.0.0.1:5443/v2/team/stack/mirror/tags/list"
+        );
+    }
+
+    #[test]
+    fn parses_tags_digests_and_plain_http() {
+        let r = Reference::parse("oci+http://localhost:5000/a/b:v1.0-x").unwrap();
+        assert_eq!(r.registry.scheme, Scheme::Http);
+        assert_eq!(r.repository, "a/b");
+        assert_eq!(r.target, Target::Tag("v1.0-x".into()));
+        assert_eq!(r.to_string(), "oci+http://localhost:5000/a/b:v1.0-x");
+        let d = Digest::of(b"x");
+        let r = Reference::parse(&format!("oci://ghcr.io/o/r@{d}")).unwrap();
+        assert_eq!(r.target, Target::Digest(d));
+        let r = Reference::parse("oci+https://Registry.Example.com/r").unwrap();
+        assert_eq!(r.registry.host, "registry.example.com");
+        let r = Reference::parse("oci://[::1]:5000/r:t").unwrap();
+        assert_eq!(r.registry.host, "[::1]:5000");
+        assert_eq!(r.target, Target::Tag("t".into()));
+        assert_eq!(Reference::parse("oci://[::1]/r").unwrap().registry.host, "[::1]");
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for bad in [
+            "docker://h/r",
+            "oci://host",
+            "oci:///repo",
+            "oci://h:99999/r",
+            "oci://h/Repo",
+            "oci://h/r//x",
+            "oci://h/r-",
+            "oci://h/r:.bad",
+            "oci://h/r:",
+            "oci://h/r@sha256:1234",
+            "oci://h o/r",
+            "oci://h/a...b",
+        ] {
+            let err = Reference::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        for good in ["oci://h/a__b", "oci://h/a---b", "oci://h/a.b_c/d-e", "oci://h/0"] {
+            Reference::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+    }
+}
