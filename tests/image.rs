@@ -3,42 +3,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-
-const HELLO: &str = "hello from stackci: crc32(\"stackci\")=0x63a29956 crc32c=0x729d1931 adler32=0x0bc502e3\nlibreport 0.3.0, libcrc 1.2.0\n";
-
-/// A one-layer base image holding the host's C runtime (what `hello` links against), made with umoci.
-fn glibc_base(dir: &Path) -> PathBuf {
-    require("umoci");
-    let layout = dir.join("base");
-    ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
-    ok(Command::new("umoci").args(["new", "--image"]).arg(format!("{}:base", layout.display())));
-    let bundle = dir.join("base-bundle");
-    ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:base", layout.display())).arg(&bundle));
-    let rootfs = bundle.join("rootfs");
-    for lib in ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"] {
-        let real = std::fs::canonicalize(lib).unwrap();
-        let dest = rootfs.join(lib.trim_start_matches('/'));
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&real, &dest).unwrap();
-    }
-    ok(Command::new("umoci").args(["repack", "--image"]).arg(format!("{}:base", layout.display())).arg(&bundle));
-    layout
-}
-
-fn podman_run(archive: &Path, name: &str) -> String {
-    require("podman");
-    require("runc");
-    ok(Command::new("podman").arg("load").arg("-i").arg(archive));
-    let out = ok(Command::new("podman").args([
-        "--runtime", "runc", "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", name,
-    ]));
-    let _ = Command::new("podman").args(["rmi", "-f", name]).output();
-    out
-}
 
 fn digest_of(stdout: &str) -> String {
     stdout.lines().last().unwrap().to_string()

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const HELLO: &str = "hello from stackci: crc32(\"stackci\")=0x63a29956 crc32c=0x729d1931 adler32=0x0bc502e3\nlibreport 0.3.0, libcrc 1.2.0\n";
-
 fn tag_of(plan: &[(String, String)], name: &str) -> String {
     plan.iter().map(|(t, _)| t).find(|t| t.starts_with(&format!("{name}-"))).unwrap_or_else(|| panic!("no {name} in plan")).clone()
 }
