@@ -40,6 +40,8 @@ pub struct Stack {
     pub packages: Vec<Package>,
     /// The `images:` section.
     pub images: BTreeMap<String, ImageSpec>,
+    /// The `status:` section (where commit statuses go).
+    pub status: crate::ci::status::StatusConfig,
 }
 
 /// One package of a stack.

@@ -292,6 +292,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         mirror: None,
         packages,
         images: BTreeMap::new(),
+        status: Default::default(),
     })
 }
 

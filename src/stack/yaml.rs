@@ -71,6 +71,8 @@ struct RawStack {
     packages: Option<Entries<RawPackage>>,
     #[serde(default)]
     images: Entries<RawImage>,
+    #[serde(default)]
+    status: crate::ci::status::StatusConfig,
 }
 
 /// One entry of `packages:`.
@@ -327,6 +329,7 @@ impl<'a> Converter<'a> {
     }
 
     fn convert(&self, raw: RawStack) -> Result<Stack, StackError> {
+        let raw_status = raw.status.clone();
         let name = raw
             .name
             .ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
@@ -470,6 +473,7 @@ impl<'a> Converter<'a> {
             mirror,
             packages,
             images,
+            status: raw_status,
         })
     }
 
