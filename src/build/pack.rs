@@ -76,16 +76,11 @@ pub fn pack_prefix(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<Pack
 
 fn pack(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
     let ancestors = prefix_names(prefix)?;
-    let meta =
-        fs::symlink_metadata(prefix).with_context(|| format!("reading {}", prefix.display()))?;
+    let meta = fs::symlink_metadata(prefix).with_context(|| format!("reading {}", prefix.display()))?;
     if !meta.is_dir() {
         bail!("{} is not a directory", prefix.display());
     }
-    let members = collect(
-        prefix,
-        ancestors.last().expect("prefix has a component"),
-        &meta,
-    )?;
+    let members = collect(prefix, ancestors.last().expect("prefix has a component"), &meta)?;
 
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -101,9 +96,7 @@ fn pack(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
         .try_clone()
         .with_context(|| format!("opening {}", tmp.path().display()))?;
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
     let gz = ParallelGz::new(file, tmp.path().to_path_buf(), threads, opts.level)?;
@@ -121,10 +114,7 @@ fn pack(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
     for m in &members {
         append_member(&mut tar, m, mtime)?;
     }
-    let summary = tar
-        .into_inner()
-        .context("ending the tar stream")?
-        .finish()?;
+    let summary = tar.into_inner().context("ending the tar stream")?.finish()?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))
         .with_context(|| format!("setting permissions of {}", tmp.path().display()))?;
@@ -177,16 +167,9 @@ struct Member {
 
 enum Kind {
     Dir,
-    File {
-        size: u64,
-        inode: Option<(u64, u64)>,
-    },
-    HardLink {
-        target: Vec<u8>,
-    },
-    Symlink {
-        target: Vec<u8>,
-    },
+    File { size: u64, inode: Option<(u64, u64)> },
+    HardLink { target: Vec<u8> },
+    Symlink { target: Vec<u8> },
 }
 
 /// Walks the prefix (without following symlinks) and returns its entries sorted by name,
@@ -222,8 +205,7 @@ fn collect(prefix: &Path, prefix_name: &[u8], meta: &fs::Metadata) -> Result<Vec
                     inode,
                 }
             } else if ft.is_symlink() {
-                let target = fs::read_link(&disk)
-                    .with_context(|| format!("reading symlink {}", disk.display()))?;
+                let target = fs::read_link(&disk).with_context(|| format!("reading symlink {}", disk.display()))?;
                 Kind::Symlink {
                     target: target.as_os_str().as_bytes().to_vec(),
                 }
@@ -244,16 +226,9 @@ fn collect(prefix: &Path, prefix_name: &[u8], meta: &fs::Metadata) -> Result<Vec
     members.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     let mut first_of_inode: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     for m in &mut members {
-        if let Kind::File {
-            inode: Some(key), ..
-        } = m.kind
-        {
+        if let Kind::File { inode: Some(key), .. } = m.kind {
             match first_of_inode.get(&key) {
-                Some(first) => {
-                    m.kind = Kind::HardLink {
-                        target: first.clone(),
-                    }
-                }
+                Some(first) => m.kind = Kind::HardLink { target: first.clone() },
                 None => {
                     first_of_inode.insert(key, m.name.clone());
                 }
@@ -287,8 +262,7 @@ fn append_member(tar: &mut tar::Builder<ParallelGz>, m: &Member, mtime: u64) -> 
             io::empty(),
         ),
         Kind::File { size, .. } => {
-            let file =
-                File::open(&m.disk).with_context(|| format!("opening {}", m.disk.display()))?;
+            let file = File::open(&m.disk).with_context(|| format!("opening {}", m.disk.display()))?;
             let data = ExactReader {
                 file,
                 left: *size,
@@ -372,9 +346,7 @@ impl Read for ExactReader<'_> {
         if self.left == 0 {
             return Ok(0);
         }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.file.read(&mut buf[..max])?;
         if n == 0 {
             return Err(io::Error::new(
@@ -406,18 +378,10 @@ mod tests {
         fs::create_dir_all(prefix.join("lib/pkgconfig")).unwrap();
         fs::create_dir_all(prefix.join("bin")).unwrap();
         write_file(&prefix.join("bin/tool"), b"#!/bin/sh\necho hi\n", 0o755);
-        write_file(
-            &prefix.join("lib/libdemo.so.1.0"),
-            &vec![7u8; 300_000],
-            0o644,
-        );
+        write_file(&prefix.join("lib/libdemo.so.1.0"), &vec![7u8; 300_000], 0o644);
         symlink("libdemo.so.1.0", prefix.join("lib/libdemo.so")).unwrap();
         fs::hard_link(prefix.join("bin/tool"), prefix.join("bin/tool-again")).unwrap();
-        write_file(
-            &prefix.join("lib/pkgconfig/demo.pc"),
-            b"Name: demo\n",
-            0o600,
-        );
+        write_file(&prefix.join("lib/pkgconfig/demo.pc"), b"Name: demo\n", 0o600);
         write_file(&prefix.join("setuid"), b"x", 0o4755);
         let long = "d".repeat(60);
         let deep = prefix.join(&long).join(&long).join(&long);
@@ -462,24 +426,15 @@ mod tests {
             assert_eq!(h.username_bytes(), Some(&b""[..]));
             assert_eq!(h.groupname_bytes(), Some(&b""[..]));
             let path = e.path().unwrap().into_owned();
-            let rel = path
-                .strip_prefix(&base)
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned());
+            let rel = path.strip_prefix(&base).ok().map(|p| p.to_string_lossy().into_owned());
             match rel.as_deref() {
                 Some("setuid") => assert_eq!(h.mode().unwrap(), 0o4755),
                 Some("lib/pkgconfig/demo.pc") => assert_eq!(h.mode().unwrap(), 0o600),
                 Some("lib/libdemo.so") => {
                     assert_eq!(h.entry_type(), EntryType::Symlink);
-                    assert_eq!(
-                        e.link_name().unwrap().unwrap().as_os_str(),
-                        "libdemo.so.1.0"
-                    );
+                    assert_eq!(e.link_name().unwrap().unwrap().as_os_str(), "libdemo.so.1.0");
                 }
-                Some("long-link") => assert_eq!(
-                    e.link_name().unwrap().unwrap().to_string_lossy().len(),
-                    3 * 61 + 9
-                ),
+                Some("long-link") => assert_eq!(e.link_name().unwrap().unwrap().to_string_lossy().len(), 3 * 61 + 9),
                 Some("bin/tool-again") => {
                     assert_eq!(h.entry_type(), EntryType::Link);
                     assert_eq!(e.link_name().unwrap().unwrap(), base.join("bin/tool"));
@@ -515,22 +470,13 @@ mod tests {
         let out = root.path().join("layer.tar.gz");
         pack_prefix(&prefix, &out, &PackOptions::default()).unwrap();
         let run = |cmd: &mut std::process::Command| {
-            let o = cmd
-                .output()
-                .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-            assert!(
-                o.status.success(),
-                "{cmd:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            let o = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+            assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
             String::from_utf8_lossy(&o.stdout).into_owned()
         };
         run(std::process::Command::new("gzip").arg("-t").arg(&out));
         let listing = run(std::process::Command::new("tar").arg("-tzf").arg(&out));
-        assert!(
-            listing.lines().any(|l| l.ends_with("long-file")),
-            "{listing}"
-        );
+        assert!(listing.lines().any(|l| l.ends_with("long-file")), "{listing}");
         let x = root.path().join("x");
         fs::create_dir(&x).unwrap();
         run(std::process::Command::new("tar")
@@ -539,20 +485,15 @@ mod tests {
             .arg("-C")
             .arg(&x));
         let base = x.join(prefix.strip_prefix("/").unwrap());
-        assert_eq!(
-            fs::read(base.join("bin/tool-again")).unwrap(),
-            b"#!/bin/sh\necho hi\n"
-        );
+        assert_eq!(fs::read(base.join("bin/tool-again")).unwrap(), b"#!/bin/sh\necho hi\n");
         assert_eq!(fs::metadata(base.join("bin/tool")).unwrap().nlink(), 2);
         assert_eq!(
             fs::read_link(base.join("lib/libdemo.so")).unwrap(),
             Path::new("libdemo.so.1.0")
         );
-        let script = "import sys, tarfile\nwith tarfile.open(sys.argv[1], 'r:gz') as t:\n    print(len(t.getmembers()))\n";
-        let n = run(std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&out));
+        let script =
+            "import sys, tarfile\nwith tarfile.open(sys.argv[1], 'r:gz') as t:\n    print(len(t.getmembers()))\n";
+        let n = run(std::process::Command::new("python3").arg("-c").arg(script).arg(&out));
         assert!(n.trim().parse::<usize>().unwrap() > 10, "{n}");
     }
 
@@ -566,21 +507,14 @@ mod tests {
         // SAFETY: `c` is a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         let out = root.path().join("out.tar.gz");
-        let err = format!(
-            "{:#}",
-            pack_prefix(&prefix, &out, &PackOptions::default()).unwrap_err()
-        );
+        let err = format!("{:#}", pack_prefix(&prefix, &out, &PackOptions::default()).unwrap_err());
         assert!(err.contains("pipe") && err.contains("fifos"), "{err}");
         assert!(!out.exists());
         let leftovers: Vec<_> = fs::read_dir(root.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(
-            leftovers.len(),
-            1,
-            "no temp file left behind: {leftovers:?}"
-        );
+        assert_eq!(leftovers.len(), 1, "no temp file left behind: {leftovers:?}");
         assert!(pack_prefix(Path::new("relative/p"), &out, &PackOptions::default()).is_err());
         assert!(pack_prefix(Path::new("/"), &out, &PackOptions::default()).is_err());
     }

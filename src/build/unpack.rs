@@ -128,10 +128,8 @@ fn verify_open(file: &mut File, path: &Path, expected: &Digest, size: Option<u64
 /// Verifies `blob` (a local `.tar.gz` file) against `expected`, then extracts it into
 /// `root` (created if missing). See the module documentation for what is refused.
 pub fn unpack_layer(blob: &Path, expected: &Digest, root: &Path) -> Result<()> {
-    let mut file = File::open(blob)
-        .with_context(|| format!("opening layer {expected} at {}", blob.display()))?;
-    verify_open(&mut file, blob, expected, None)
-        .with_context(|| format!("verifying layer {expected}"))?;
+    let mut file = File::open(blob).with_context(|| format!("opening layer {expected} at {}", blob.display()))?;
+    verify_open(&mut file, blob, expected, None).with_context(|| format!("verifying layer {expected}"))?;
     file.seek(SeekFrom::Start(0))
         .with_context(|| format!("reading {}", blob.display()))?;
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
@@ -199,21 +197,16 @@ impl Extraction<'_> {
 
     fn extract(&mut self, file: File) -> Result<()> {
         let layer = self.layer.clone();
-        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-            io::BufReader::with_capacity(1 << 20, file),
-        ));
-        let entries = archive
-            .entries()
-            .with_context(|| format!("reading layer {layer}"))?;
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
+            1 << 20,
+            file,
+        )));
+        let entries = archive.entries().with_context(|| format!("reading layer {layer}"))?;
         for entry in entries {
             let mut entry = entry.with_context(|| format!("reading layer {layer}"))?;
             let member = entry.path_bytes().into_owned();
-            self.extract_entry(&mut entry, &member).with_context(|| {
-                format!(
-                    "layer {layer}: extracting `{}`",
-                    String::from_utf8_lossy(&member)
-                )
-            })?;
+            self.extract_entry(&mut entry, &member)
+                .with_context(|| format!("layer {layer}: extracting `{}`", String::from_utf8_lossy(&member)))?;
         }
         // Read to the end so the gzip trailer (CRC-32, length) is checked too.
         io::copy(&mut archive.into_inner(), &mut io::sink())
@@ -221,11 +214,7 @@ impl Extraction<'_> {
         Ok(())
     }
 
-    fn extract_entry<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        member: &[u8],
-    ) -> Result<()> {
+    fn extract_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, member: &[u8]) -> Result<()> {
         let kind = entry.header().entry_type();
         match kind {
             EntryType::XGlobalHeader => return Ok(()),
@@ -257,9 +246,7 @@ impl Extraction<'_> {
                 return Err(self.refuse(member, Refusal::Conflict(show(&rel))));
             }
             // A later member replaces an earlier file or symlink (unlink never follows links).
-            Some(_) => {
-                fs::remove_file(&dest).with_context(|| format!("replacing {}", dest.display()))?
-            }
+            Some(_) => fs::remove_file(&dest).with_context(|| format!("replacing {}", dest.display()))?,
             None => {}
         }
         match kind {
@@ -269,9 +256,7 @@ impl Extraction<'_> {
                 self.dirs.push((rel, mode));
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .context("symlink without a target")?;
+                let target = entry.link_name_bytes().context("symlink without a target")?;
                 let target = PathBuf::from(OsStr::from_bytes(&target));
                 std::os::unix::fs::symlink(&target, &dest)
                     .with_context(|| format!("creating symlink {}", dest.display()))?;
@@ -282,8 +267,7 @@ impl Extraction<'_> {
                     .link_name_bytes()
                     .context("hard link without a target")?
                     .into_owned();
-                let outside =
-                    || Refusal::HardLinkOutside(String::from_utf8_lossy(&target).into_owned());
+                let outside = || Refusal::HardLinkOutside(String::from_utf8_lossy(&target).into_owned());
                 let target_rel = match clean_path(&target) {
                     Ok(Some(t)) if matches!(self.kinds.get(&t), Some(Kind::File)) => t,
                     _ => return Err(self.refuse(member, outside())),
@@ -343,13 +327,7 @@ impl Extraction<'_> {
         let mut links: Vec<_> = self
             .kinds
             .iter()
-            .filter_map(|(p, k)| {
-                if let Kind::Symlink(t) = k {
-                    Some((p, t))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|(p, k)| if let Kind::Symlink(t) = k { Some((p, t)) } else { None })
             .collect();
         links.sort();
         for (path, target) in links {
@@ -364,11 +342,7 @@ impl Extraction<'_> {
                 Err(Resolve::Escapes) => return Err(refuse(Refusal::SymlinkEscapes(shown)).into()),
                 Err(Resolve::Loops) => return Err(refuse(Refusal::SymlinkLoop(shown)).into()),
                 Err(Resolve::Io(e)) => {
-                    return Err(e.context(format!(
-                        "layer {}: resolving symlink `{}`",
-                        self.layer,
-                        show(path)
-                    )));
+                    return Err(e.context(format!("layer {}: resolving symlink `{}`", self.layer, show(path))));
                 }
             }
         }
@@ -419,17 +393,16 @@ impl Extraction<'_> {
         }
         let path = self.root.join(rel);
         match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => fs::read_link(&path).map(Some).map_err(|e| {
-                Resolve::Io(anyhow::Error::new(e).context(format!("reading {}", path.display())))
-            }),
+            Ok(m) if m.file_type().is_symlink() => fs::read_link(&path)
+                .map(Some)
+                .map_err(|e| Resolve::Io(anyhow::Error::new(e).context(format!("reading {}", path.display())))),
             _ => Ok(None),
         }
     }
 
     /// Applies directory modes, deepest first (so a read-only directory is filled first).
     fn finish_dirs(&mut self) -> Result<()> {
-        self.dirs
-            .sort_by(|a, b| b.0.components().count().cmp(&a.0.components().count()));
+        self.dirs.sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
         for (rel, mode) in &self.dirs {
             let dir = self.staging.join(rel);
             fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
@@ -516,8 +489,22 @@ fn merge(staging: &Path, root: &Path, rel: &Path) -> Result<()> {
             Ok(m) if m.is_dir() || src_is_dir => bail!(Refusal::Conflict(show(&rel))),
             Ok(_) => {}
         }
-        fs::rename(&src, &dst)
-            .with_context(|| format!("moving {} to {}", src.display(), dst.display()))?;
+        match fs::rename(&src, &dst) {
+            Ok(()) => {}
+            // Another unpack put a directory there meanwhile: merge into it.
+            Err(e)
+                if src_is_dir
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
+                    ) =>
+            {
+                merge(staging, root, &rel)?
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("moving {} to {}", src.display(), dst.display())));
+            }
+        }
     }
     Ok(())
 }
@@ -528,10 +515,7 @@ mod tests {
 
     #[test]
     fn clean_paths() {
-        assert_eq!(
-            clean_path(b"./a//b/./c/").unwrap(),
-            Some(PathBuf::from("a/b/c"))
-        );
+        assert_eq!(clean_path(b"./a//b/./c/").unwrap(), Some(PathBuf::from("a/b/c")));
         assert_eq!(clean_path(b"./").unwrap(), None);
         assert_eq!(clean_path(b"/etc/passwd"), Err(Refusal::AbsolutePath));
         assert_eq!(clean_path(b"a/../../b"), Err(Refusal::ParentDir));
