@@ -90,6 +90,30 @@ fn packed_layers_unpack_to_the_same_tree_and_merge() {
 }
 
 #[test]
+fn concurrent_unpacks_into_one_root_all_land() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let layers: Vec<_> = (0..6)
+        .map(|i| {
+            let prefix = make_prefix(&src, &format!("p{i}-1.0-hash"));
+            let blob = tmp.path().join(format!("p{i}.tar.gz"));
+            let layer = pack_prefix(&prefix, &blob, &PackOptions::default()).unwrap();
+            (prefix, blob, layer.digest)
+        })
+        .collect();
+    let root = tmp.path().join("root");
+    std::thread::scope(|s| {
+        for (_, blob, digest) in &layers {
+            let root = &root;
+            s.spawn(move || unpack_layer(blob, digest, root).unwrap());
+        }
+    });
+    for (prefix, _, _) in &layers {
+        assert_eq!(tree(&root.join(prefix.strip_prefix("/").unwrap())), tree(prefix));
+    }
+}
+
+#[test]
 fn verify_file_checks_digest_and_size() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("blob");
@@ -340,6 +364,14 @@ fn refuses_writing_through_symlinks() {
         fs::create_dir(root.join("d")).unwrap()
     });
     assert_eq!(r, Refusal::Conflict("d".into()));
+    // Conflicts are found before anything moves: `a` (sorted first) is not put in place.
+    let (r, _) = refused(
+        "late-conflict",
+        &[raw(EntryType::Directory, "a/"), file("a/new", b"x"), file("z", b"x")],
+        None,
+        |root| fs::create_dir(root.join("z")).unwrap(),
+    );
+    assert_eq!(r, Refusal::Conflict("z".into()));
 }
 
 #[test]

@@ -427,6 +427,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::build::pack::DEFAULT_LEVEL;
 
     fn gzip(data: &[u8], threads: usize, level: u32) -> (Vec<u8>, GzSummary) {
         let dir = tempfile::tempdir().unwrap();
@@ -478,6 +479,27 @@ mod tests {
             "compressed {} of {}",
             one.len(),
             data.len()
+        );
+    }
+
+    /// Layer digests must not change by accident (a zlib-rs upgrade, a changed chunk size or
+    /// heuristic): this pins the compressed output for a fixed input.
+    #[test]
+    fn output_is_pinned() {
+        // Mixed chunks, then whole random chunks (stored without trying).
+        let mut data = sample(3 * CHUNK_SIZE + 12_345);
+        let mut x = 0x2545f4914f6cdd1du64;
+        data.extend((0..3 * CHUNK_SIZE / 2).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        }));
+        let (_, summary) = gzip(&data, 2, DEFAULT_LEVEL);
+        assert_eq!(
+            summary.digest.to_string(),
+            "sha256:3bc2cdec7827efe1e98a93be24303162b8a19b4467794426e5b0924233f12730",
+            "compressed output changed: layer digests change"
         );
     }
 

@@ -147,7 +147,7 @@ pub fn unpack_layer(blob: &Path, expected: &Digest, root: &Path) -> Result<()> {
     x.extract(file)?;
     x.check_symlinks()?;
     x.finish_dirs()?;
-    merge(staging.path(), root, Path::new("")).map_err(|e| match e.downcast::<Refusal>() {
+    move_into_place(staging.path(), root).map_err(|e| match e.downcast::<Refusal>() {
         Ok(reason) => anyhow::Error::new(UnsafeMember {
             layer: expected.clone(),
             member: reason_path(&reason),
@@ -454,10 +454,22 @@ fn show(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Moves the staged tree at `staging/rel` into `root/rel`: entries missing in the root are
-/// renamed in whole; directories present on both sides are merged; files and symlinks
-/// replace files and symlinks. Never follows a symlink in the root.
-fn merge(staging: &Path, root: &Path, rel: &Path) -> Result<()> {
+/// Moves the staged tree into `root`: every conflict is found first ([`plan_moves`]), then
+/// the planned entries are renamed into place, so a refused layer changes nothing.
+fn move_into_place(staging: &Path, root: &Path) -> Result<()> {
+    let mut moves = Vec::new();
+    plan_moves(staging, root, Path::new(""), &mut moves)?;
+    for rel in moves {
+        rename_or_merge(staging, root, &rel)?;
+    }
+    Ok(())
+}
+
+/// Lists what to rename from `staging/rel` into `root/rel`: entries missing in the root are
+/// moved whole; directories present on both sides are descended into; files and symlinks
+/// replace files and symlinks. Refuses to replace a directory by a non-directory or the
+/// reverse, and never goes through a symlink in the root.
+fn plan_moves(staging: &Path, root: &Path, rel: &Path, moves: &mut Vec<PathBuf>) -> Result<()> {
     let from_dir = staging.join(rel);
     let mut names: Vec<_> = fs::read_dir(&from_dir)
         .with_context(|| format!("listing {}", from_dir.display()))?
@@ -475,43 +487,57 @@ fn merge(staging: &Path, root: &Path, rel: &Path) -> Result<()> {
             .with_context(|| format!("reading {}", src.display()))?
             .is_dir();
         match fs::symlink_metadata(&dst) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("reading {}", dst.display())));
-            }
-            Ok(m) if m.is_dir() && src_is_dir => {
-                merge(staging, root, &rel)?;
-                continue;
-            }
-            Ok(m) if m.file_type().is_symlink() && src_is_dir => {
-                bail!(Refusal::ThroughSymlink(show(&rel)))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => moves.push(rel),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", dst.display()))),
+            Ok(m) if m.is_dir() && src_is_dir => plan_moves(staging, root, &rel, moves)?,
+            Ok(m) if m.file_type().is_symlink() && src_is_dir => bail!(Refusal::ThroughSymlink(show(&rel))),
             Ok(m) if m.is_dir() || src_is_dir => bail!(Refusal::Conflict(show(&rel))),
-            Ok(_) => {}
-        }
-        match fs::rename(&src, &dst) {
-            Ok(()) => {}
-            // Another unpack put a directory there meanwhile: merge into it.
-            Err(e)
-                if src_is_dir
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
-                    ) =>
-            {
-                merge(staging, root, &rel)?
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("moving {} to {}", src.display(), dst.display())));
-            }
+            Ok(_) => moves.push(rel),
         }
     }
     Ok(())
 }
 
+/// Renames `staging/rel` to `root/rel`; when another unpack created that directory in the
+/// meantime, merges into it instead.
+fn rename_or_merge(staging: &Path, root: &Path, rel: &Path) -> Result<()> {
+    let (src, dst) = (staging.join(rel), root.join(rel));
+    match fs::rename(&src, &dst) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
+            ) =>
+        {
+            let mut moves = Vec::new();
+            plan_moves(staging, root, rel, &mut moves)?;
+            moves.iter().try_for_each(|m| rename_or_merge(staging, root, m))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("moving {} to {}", src.display(), dst.display()))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_created_after_planning_is_merged_into() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (staging, root) = (tmp.path().join("staging"), tmp.path().join("root"));
+        fs::create_dir_all(staging.join("opt/p")).unwrap();
+        fs::write(staging.join("opt/p/new"), b"new").unwrap();
+        fs::create_dir(&root).unwrap();
+        let mut moves = Vec::new();
+        plan_moves(&staging, &root, Path::new(""), &mut moves).unwrap();
+        assert_eq!(moves, vec![PathBuf::from("opt")]);
+        // Another unpack lands `opt` between planning and renaming.
+        fs::create_dir_all(root.join("opt/q")).unwrap();
+        rename_or_merge(&staging, &root, Path::new("opt")).unwrap();
+        assert_eq!(fs::read(root.join("opt/p/new")).unwrap(), b"new");
+        assert!(root.join("opt/q").is_dir());
+    }
 
     #[test]
     fn clean_paths() {
