@@ -3,13 +3,13 @@
 //!
 //! The `stackci` binary is a thin layer over this library; see `src/main.rs`.
 
+pub mod build;
 pub mod ci;
+pub mod cli;
+mod commands;
 pub mod digest;
 pub mod image;
 pub mod mirror;
-pub mod build;
-pub mod cli;
-mod commands;
 pub mod plan;
 pub mod report;
 pub mod spec;

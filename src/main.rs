@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match stackci::cli::main() {
         Ok(code) => code,
         Err(err) => {
-            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             stackci::cli::print_error(&err);

@@ -85,7 +85,13 @@ pub struct Reporter<'s> {
 impl<'s> Reporter<'s> {
     /// A reporter for `stack` in `mode`.
     pub fn new(stack: &'s Stack, mode: Mode) -> Self {
-        Reporter { stack, mode, start: Instant::now(), bars: Mutex::new(None), plain: Mutex::new(()) }
+        Reporter {
+            stack,
+            mode,
+            start: Instant::now(),
+            bars: Mutex::new(None),
+            plain: Mutex::new(()),
+        }
     }
 
     /// Handles one event.
@@ -112,7 +118,10 @@ impl<'s> Reporter<'s> {
     fn plain_line(&self, text: &str) {
         let _guard = self.plain.lock().unwrap_or_else(|e| e.into_inner());
         let t = self.start.elapsed().as_secs_f64();
-        let clean: String = text.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+            .collect();
         let _ = writeln!(std::io::stderr().lock(), "[{t:7.1}s] {clean}");
     }
 
@@ -140,12 +149,18 @@ impl<'s> Reporter<'s> {
                         .progress_chars("=> "),
                 );
                 overall.enable_steady_tick(Duration::from_millis(200));
-                *guard = Some(Bars { multi, overall, jobs: vec![None; self.stack.packages.len()] });
+                *guard = Some(Bars {
+                    multi,
+                    overall,
+                    jobs: vec![None; self.stack.packages.len()],
+                });
             }
             Event::Start { index } => {
                 if let Some(b) = guard.as_mut() {
                     let bar = b.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}").expect("valid template"));
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}").expect("valid template"),
+                    );
                     bar.set_prefix(self.stack.packages[index].tag());
                     bar.enable_steady_tick(Duration::from_millis(120));
                     b.jobs[index] = Some(bar);
@@ -172,10 +187,11 @@ impl<'s> Reporter<'s> {
                 }
             }
         }
-        if guard.as_ref().is_some_and(|b| b.jobs.iter().all(Option::is_none) && b.overall.position() >= b.overall.length().unwrap_or(0)) {
-            if let Some(b) = guard.take() {
-                b.overall.finish_and_clear();
-            }
+        let done = guard.as_ref().is_some_and(|b| {
+            b.jobs.iter().all(Option::is_none) && b.overall.position() >= b.overall.length().unwrap_or(0)
+        });
+        if done && let Some(b) = guard.take() {
+            b.overall.finish_and_clear();
         }
     }
 

@@ -139,7 +139,9 @@ impl Index {
 
     /// The descriptor tagged `tag`, if any.
     pub fn find(&self, tag: &str) -> Option<&Descriptor> {
-        self.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
+        self.manifests
+            .iter()
+            .find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
     }
 
     /// Points `tag` at `desc` (replacing an older entry for the tag); returns false if it already did.
@@ -148,14 +150,17 @@ impl Index {
         if self.find(tag) == Some(&desc) {
             return false;
         }
-        self.manifests.retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+        self.manifests
+            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
         self.manifests.push(desc);
         true
     }
 
     /// Every tag in the index.
     pub fn tags(&self) -> impl Iterator<Item = &str> {
-        self.manifests.iter().filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
+        self.manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
     }
 }
 

@@ -25,38 +25,118 @@ fn images_run_under_podman_are_deterministic_and_respect_the_layer_budget() {
     // OCI layout target, twice: same digest; skopeo reads it.
     let out1 = tmp.path().join("out1");
     let out2 = tmp.path().join("out2");
-    let d1 = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:v1", out1.display()))));
-    let d2 = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:v1", out2.display()))));
+    let d1 = digest_of(&ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"])
+        .arg(format!("oci-layout:{}:v1", out1.display()))));
+    let d2 = digest_of(&ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"])
+        .arg(format!("oci-layout:{}:v1", out2.display()))));
     assert!(d1.starts_with("sha256:"), "{d1}");
     assert_eq!(d1, d2, "the same image built twice has different digests");
-    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").arg("inspect").arg(format!("oci:{}:v1", out1.display())))).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:v1", out1.display()))))
+    .unwrap();
     assert_eq!(inspect["Digest"], d1.as_str());
-    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 4, "base + libcrc + libreport + hello");
+    assert_eq!(
+        inspect["Layers"].as_array().unwrap().len(),
+        4,
+        "base + libcrc + libreport + hello"
+    );
     assert_eq!(inspect["Created"], "1970-01-01T00:00:00Z");
     assert!(inspect["Env"].as_array().unwrap().iter().any(|e| e == "LANG=C.UTF-8"));
 
     // docker-archive: read by skopeo, loaded and run by podman.
     let archive = tmp.path().join("demo.tar");
-    ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"]).arg(format!("docker-archive:{}:stackci-test/demo:v1", archive.display())));
-    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", archive.display())))).unwrap();
+    ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"])
+        .arg(format!("docker-archive:{}:stackci-test/demo:v1", archive.display())));
+    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", archive.display()))))
+    .unwrap();
     assert_eq!(inspect["Labels"]["dev.stackci.image"], "demo");
     assert_eq!(podman_run(&archive, "stackci-test/demo:v1"), HELLO);
 
     // Budget 3 for 4 layers: the two smallest package layers merge; the image still runs.
     let merged = tmp.path().join("merged.tar");
-    ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "3", "--base", &base_ref, "--to"]).arg(format!("docker-archive:{}:stackci-test/merged:v1", merged.display())));
-    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", merged.display())))).unwrap();
+    ok(stackci()
+        .current_dir(&demo)
+        .args([
+            "--mirror",
+            &m,
+            "image",
+            "demo",
+            "--layer-budget",
+            "3",
+            "--base",
+            &base_ref,
+            "--to",
+        ])
+        .arg(format!("docker-archive:{}:stackci-test/merged:v1", merged.display())));
+    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", merged.display()))))
+    .unwrap();
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
     assert_eq!(podman_run(&merged, "stackci-test/merged:v1"), HELLO);
     let again = tmp.path().join("merged2");
-    let a = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "3", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:x", again.display()))));
-    let b = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "3", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:y", again.display()))));
+    let a = digest_of(&ok(stackci()
+        .current_dir(&demo)
+        .args([
+            "--mirror",
+            &m,
+            "image",
+            "demo",
+            "--layer-budget",
+            "3",
+            "--base",
+            &base_ref,
+            "--to",
+        ])
+        .arg(format!("oci-layout:{}:x", again.display()))));
+    let b = digest_of(&ok(stackci()
+        .current_dir(&demo)
+        .args([
+            "--mirror",
+            &m,
+            "image",
+            "demo",
+            "--layer-budget",
+            "3",
+            "--base",
+            &base_ref,
+            "--to",
+        ])
+        .arg(format!("oci-layout:{}:y", again.display()))));
     assert_eq!(a, b, "merging layers is not deterministic");
 
     // A budget the base alone fills is a clear error.
-    let out = output(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "1", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:z", again.display())));
+    let out = output(
+        stackci()
+            .current_dir(&demo)
+            .args([
+                "--mirror",
+                &m,
+                "image",
+                "demo",
+                "--layer-budget",
+                "1",
+                "--base",
+                &base_ref,
+                "--to",
+            ])
+            .arg(format!("oci-layout:{}:z", again.display())),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("budget"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("budget"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -67,6 +147,12 @@ fn static_program_runs_in_a_scratch_image() {
     let m = format!("file://{}", tmp.path().join("mirror").display());
     ok(stackci().current_dir(&demo).args(["--mirror", &m, "run", "crcsum"]));
     let archive = tmp.path().join("crcsum.tar");
-    ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "crcsum", "--to"]).arg(format!("docker-archive:{}:stackci-test/crcsum:v1", archive.display())));
-    assert_eq!(podman_run(&archive, "stackci-test/crcsum:v1"), "63a29956 729d1931 0bc502e3 7 stackci\n");
+    ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "image", "crcsum", "--to"])
+        .arg(format!("docker-archive:{}:stackci-test/crcsum:v1", archive.display())));
+    assert_eq!(
+        podman_run(&archive, "stackci-test/crcsum:v1"),
+        "63a29956 729d1931 0bc502e3 7 stackci\n"
+    );
 }

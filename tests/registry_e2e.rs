@@ -28,41 +28,80 @@ fn registry_mirror_builds_installs_and_interoperates() {
     let m = reg.mirror_url("stack/demo");
 
     ok(stackci().current_dir(&demo).args(["--mirror", &m, "run", "-j", "2"]));
-    let plan = plan_statuses(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "plan", "--json"])));
+    let plan = plan_statuses(&ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "plan", "--json"])));
     assert!(plan.iter().all(|(_, s)| s == "cached"), "{plan:?}");
 
     // Every package tag is a valid image that skopeo reads.
     for (tag, _) in &plan {
-        let v = skopeo_inspect(&format!("docker://{}/stack/demo:{tag}", reg.host()), &["--tls-verify=false"]);
-        assert!(tag.starts_with(v["Labels"]["dev.stackci.package"].as_str().unwrap()), "{v}");
+        let v = skopeo_inspect(
+            &format!("docker://{}/stack/demo:{tag}", reg.host()),
+            &["--tls-verify=false"],
+        );
+        assert!(
+            tag.starts_with(v["Labels"]["dev.stackci.package"].as_str().unwrap()),
+            "{v}"
+        );
     }
     // skopeo copy to an OCI layout, then umoci unpack shows the package files.
     let hello_tag = plan.iter().map(|(t, _)| t).find(|t| t.starts_with("hello-")).unwrap();
     let layout = tmp.path().join("copied");
-    ok(Command::new("skopeo").args(["copy", "--src-tls-verify=false"]).arg(format!("docker://{}/stack/demo:{hello_tag}", reg.host())).arg(format!("oci:{}:{hello_tag}", layout.display())));
+    ok(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/stack/demo:{hello_tag}", reg.host()))
+        .arg(format!("oci:{}:{hello_tag}", layout.display())));
     let bundle = tmp.path().join("bundle");
-    ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:{hello_tag}", layout.display())).arg(&bundle));
-    let in_bundle = bundle.join("rootfs").join(store.strip_prefix("/").unwrap()).join(hello_tag).join("bin/hello");
-    assert_eq!(std::fs::read(&in_bundle).unwrap(), std::fs::read(store.join(hello_tag).join("bin/hello")).unwrap());
+    ok(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:{hello_tag}", layout.display()))
+        .arg(&bundle));
+    let in_bundle = bundle
+        .join("rootfs")
+        .join(store.strip_prefix("/").unwrap())
+        .join(hello_tag)
+        .join("bin/hello");
+    assert_eq!(
+        std::fs::read(&in_bundle).unwrap(),
+        std::fs::read(store.join(hello_tag).join("bin/hello")).unwrap()
+    );
 
     // install from the registry.
     let root = tmp.path().join("root");
-    ok(stackci().current_dir(&demo).args(["--mirror", &m, "install", "hello", "--root"]).arg(&root));
-    let installed = root.join(store.strip_prefix("/").unwrap()).join(hello_tag).join("bin/hello");
+    ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "install", "hello", "--root"])
+        .arg(&root));
+    let installed = root
+        .join(store.strip_prefix("/").unwrap())
+        .join(hello_tag)
+        .join("bin/hello");
     assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&in_bundle).unwrap());
 
     // Interop the other way: a file mirror copied into the registry by skopeo serves stackci.
     let demo2 = demo_copy(&tmp.path().join("second"), &store);
     let file_mirror = tmp.path().join("filemirror");
-    ok(stackci().current_dir(&demo2).arg("--mirror").arg(format!("file://{}", file_mirror.display())).arg("run"));
+    ok(stackci()
+        .current_dir(&demo2)
+        .arg("--mirror")
+        .arg(format!("file://{}", file_mirror.display()))
+        .arg("run"));
     for (tag, _) in &plan {
-        ok(Command::new("skopeo").args(["copy", "--dest-tls-verify=false"]).arg(format!("oci:{}:{tag}", file_mirror.display())).arg(format!("docker://{}/copied/demo:{tag}", reg.host())));
+        ok(Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", file_mirror.display()))
+            .arg(format!("docker://{}/copied/demo:{tag}", reg.host())));
     }
     let copied = reg.mirror_url("copied/demo");
-    let plan = plan_statuses(&ok(stackci().current_dir(&demo2).args(["--mirror", &copied, "plan", "--json"])));
+    let plan = plan_statuses(&ok(stackci()
+        .current_dir(&demo2)
+        .args(["--mirror", &copied, "plan", "--json"])));
     assert!(plan.iter().all(|(_, s)| s == "cached"), "{plan:?}");
     let root2 = tmp.path().join("root2");
-    ok(stackci().current_dir(&demo2).args(["--mirror", &copied, "install", "hello", "--root"]).arg(&root2));
+    ok(stackci()
+        .current_dir(&demo2)
+        .args(["--mirror", &copied, "install", "hello", "--root"])
+        .arg(&root2));
     assert_eq!(ok(&mut Command::new(&installed)), HELLO);
 }
 
@@ -101,10 +140,18 @@ fn tls_and_basic_auth_registry_mirror() {
     assert!(!stderr.contains("wrong-secret-7319"), "password leaked: {stderr}");
 
     // Without the CA: a TLS error that says how to fix it.
-    let out = output(stackci().current_dir(&demo).args(["--mirror", &m, "plan"]).env_remove("SSL_CERT_FILE"));
+    let out = output(
+        stackci()
+            .current_dir(&demo)
+            .args(["--mirror", &m, "plan"])
+            .env_remove("SSL_CERT_FILE"),
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--ca-cert") || stderr.contains("SSL_CERT_FILE"), "{stderr}");
+    assert!(
+        stderr.contains("--ca-cert") || stderr.contains("SSL_CERT_FILE"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -117,23 +164,48 @@ fn image_from_registry_base_to_registry_runs_under_podman() {
     let store = tmp.path().join("store");
     let demo = demo_copy(tmp.path(), &store);
     let m = reg.mirror_url("stack/demo");
-    ok(stackci().current_dir(&demo).args(["--mirror", &m, "run", "-j", "2", "hello"]));
+    ok(stackci()
+        .current_dir(&demo)
+        .args(["--mirror", &m, "run", "-j", "2", "hello"]));
     let base = glibc_base(tmp.path());
-    ok(Command::new("skopeo").args(["copy", "--dest-tls-verify=false"]).arg(format!("oci:{}:base", base.display())).arg(format!("docker://{}/bases/glibc:v1", reg.host())));
+    ok(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:base", base.display()))
+        .arg(format!("docker://{}/bases/glibc:v1", reg.host())));
 
     let base_ref = format!("oci+http://{}/bases/glibc:v1", reg.host());
     let to = format!("oci+http://{}/images/demo:v1", reg.host());
-    let first: serde_json::Value = serde_json::from_str(&ok(stackci().current_dir(&demo).args(["--json", "--mirror", &m, "image", "demo", "--base", &base_ref, "--to", &to]))).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&ok(stackci().current_dir(&demo).args([
+        "--json", "--mirror", &m, "image", "demo", "--base", &base_ref, "--to", &to,
+    ])))
+    .unwrap();
     assert_eq!(first["layers"], 4);
-    assert_eq!(first["mounted"], 4, "layers from the same registry must be mounted, not uploaded: {first}");
-    let second: serde_json::Value = serde_json::from_str(&ok(stackci().current_dir(&demo).args(["--json", "--mirror", &m, "image", "demo", "--base", &base_ref, "--to", &to]))).unwrap();
+    assert_eq!(
+        first["mounted"], 4,
+        "layers from the same registry must be mounted, not uploaded: {first}"
+    );
+    let second: serde_json::Value = serde_json::from_str(&ok(stackci().current_dir(&demo).args([
+        "--json", "--mirror", &m, "image", "demo", "--base", &base_ref, "--to", &to,
+    ])))
+    .unwrap();
     assert_eq!(second["present"], 4, "{second}");
     assert_eq!(second["copied"], 0);
     assert_eq!(first["digest"], second["digest"], "same inputs, different image digest");
 
     let name = format!("{}/images/demo:v1", reg.host());
     let out = ok(Command::new("podman").args([
-        "--runtime", "runc", "run", "--rm", "--network", "none", "--tls-verify=false", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", &name,
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--tls-verify=false",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        &name,
     ]));
     let _ = Command::new("podman").args(["rmi", "-f", &name]).output();
     assert_eq!(out, HELLO);

@@ -49,7 +49,13 @@ pub fn install_build_deps(stack: &Stack, i: usize, mirror: &dyn Mirror, settings
 
 /// Builds package `i` and pushes it: fresh build directory, recipe, deterministic pack,
 /// push (blobs, config, manifest, then the tag). `on_line` receives the recipe output.
-pub fn build(stack: &Stack, i: usize, mirror: &dyn Mirror, settings: &BuildSettings, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn build(
+    stack: &Stack,
+    i: usize,
+    mirror: &dyn Mirror,
+    settings: &BuildSettings,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<()> {
     let pkg = &stack.packages[i];
     let tag = pkg.tag();
     install_build_deps(stack, i, mirror, settings)?;
@@ -73,13 +79,26 @@ pub fn build(stack: &Stack, i: usize, mirror: &dyn Mirror, settings: &BuildSetti
         .with_context(|| format!("setting the mode of {}", rooted.display()))?;
     let log = settings.log_path(&tag);
     fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
-    recipe::run(stack, i, &work, &log, settings.jobs, settings.source_date_epoch, on_line)?;
+    recipe::run(
+        stack,
+        i,
+        &work,
+        &log,
+        settings.jobs,
+        settings.source_date_epoch,
+        on_line,
+    )?;
 
     let tmp_dir = settings.state.join("tmp");
     fs::create_dir_all(&tmp_dir).with_context(|| format!("creating {}", tmp_dir.display()))?;
     let tarball = tmp_dir.join(format!("{tag}.tar.gz"));
-    let opts = PackOptions { source_date_epoch: settings.source_date_epoch, threads: 0, level: pack::DEFAULT_LEVEL };
-    let packed = pack::pack_prefix(&prefix, &tarball, &opts).with_context(|| format!("packing {}", prefix.display()))?;
+    let opts = PackOptions {
+        source_date_epoch: settings.source_date_epoch,
+        threads: 0,
+        level: pack::DEFAULT_LEVEL,
+    };
+    let packed =
+        pack::pack_prefix(&prefix, &tarball, &opts).with_context(|| format!("packing {}", prefix.display()))?;
     let layer = Layer::new(packed.digest, packed.size, packed.diff_id);
     let pushed = push_package(mirror, stack, i, &layer, &tarball, settings.source_date_epoch, &tmp_dir);
     let _ = fs::remove_file(&tarball);

@@ -24,7 +24,10 @@ impl Receipts {
     /// Receipts for `store` (absolute) under `root`.
     pub fn new(root: &Path, store: &Path) -> Receipts {
         let under_root = root.join(store.strip_prefix("/").unwrap_or(store));
-        Receipts { root: root.to_path_buf(), dir: under_root.join(".stackci").join("layers") }
+        Receipts {
+            root: root.to_path_buf(),
+            dir: under_root.join(".stackci").join("layers"),
+        }
     }
 
     /// Where an absolute prefix lands under the root.
@@ -75,7 +78,8 @@ impl Receipts {
         }
         let blob = fetch_blob(mirror, &layer.descriptor, cache)?;
         self.clear(prefix)?;
-        unpack::unpack_layer(&blob, &layer.descriptor.digest, &self.root)
+        let staging = self.dir.parent().unwrap_or(&self.dir);
+        unpack::unpack_layer_staged(&blob, &layer.descriptor.digest, &self.root, staging)
             .with_context(|| format!("unpacking {} into {}", prefix.display(), self.root.display()))?;
         self.record(layer, prefix)?;
         Ok(true)

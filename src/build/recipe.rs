@@ -21,14 +21,28 @@ pub const DEFAULT_SPACK_COMMAND: &str = "spack install /{hash}";
 
 /// `<NAME>_PREFIX` for a package name: uppercased, other characters as `_`.
 pub fn prefix_var(name: &str) -> String {
-    let mut var: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let mut var: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     var.push_str("_PREFIX");
     var
 }
 
 /// The environment a recipe of package `i` runs with (nothing is inherited).
-pub fn environment(stack: &Stack, i: usize, jobs: usize, source_date_epoch: u64, home: &Path) -> BTreeMap<String, String> {
+pub fn environment(
+    stack: &Stack,
+    i: usize,
+    jobs: usize,
+    source_date_epoch: u64,
+    home: &Path,
+) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = stack.recipe_env(i);
     let closure = stack.build_closure(i);
     let prefixes: Vec<PathBuf> = closure.iter().rev().map(|&d| stack.prefix(d)).collect();
@@ -48,7 +62,10 @@ pub fn environment(stack: &Stack, i: usize, jobs: usize, source_date_epoch: u64,
         .collect();
     env.insert("PKG_CONFIG_PATH".into(), pc.join(":"));
     for &d in &closure {
-        env.insert(prefix_var(&stack.packages[d].name), stack.prefix(d).display().to_string());
+        env.insert(
+            prefix_var(&stack.packages[d].name),
+            stack.prefix(d).display().to_string(),
+        );
     }
     env.insert("PREFIX".into(), stack.prefix(i).display().to_string());
     env.insert("JOBS".into(), jobs.to_string());
@@ -68,7 +85,10 @@ pub fn script(stack: &Stack, i: usize) -> Result<String> {
         Recipe::Script(s) => Ok(s.clone()),
         Recipe::Spack => {
             let template = std::env::var(SPACK_COMMAND_ENV).unwrap_or_else(|_| DEFAULT_SPACK_COMMAND.into());
-            Ok(template.replace("{hash}", &pkg.hash).replace("{name}", &pkg.name).replace("{version}", &pkg.version))
+            Ok(template
+                .replace("{hash}", &pkg.hash)
+                .replace("{name}", &pkg.name)
+                .replace("{version}", &pkg.version))
         }
         Recipe::External { .. } => bail!("`{}` is external and is never built", pkg.tag()),
     }
@@ -76,7 +96,15 @@ pub fn script(stack: &Stack, i: usize) -> Result<String> {
 
 /// Runs package `i`'s recipe with `bash -e` in `work` (the unpacked source), writing all
 /// output to `log` and passing each line to `on_line`. Fails with the exit status.
-pub fn run(stack: &Stack, i: usize, work: &Path, log: &Path, jobs: usize, source_date_epoch: u64, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn run(
+    stack: &Stack,
+    i: usize,
+    work: &Path,
+    log: &Path,
+    jobs: usize,
+    source_date_epoch: u64,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<()> {
     let home = work.parent().unwrap_or(work).join("home");
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
     let script_path = work.parent().unwrap_or(work).join("build.sh");

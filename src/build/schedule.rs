@@ -48,7 +48,11 @@ pub struct RunReport {
 impl RunReport {
     /// True when nothing failed, nothing was skipped and the run was not interrupted.
     pub fn success(&self) -> bool {
-        !self.interrupted && self.outcomes.iter().all(|(_, o)| !matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+        !self.interrupted
+            && self
+                .outcomes
+                .iter()
+                .all(|(_, o)| !matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
     }
 
     /// Counts of built, cached, failed and skipped packages.
@@ -116,7 +120,10 @@ pub fn run(
             }
         }
     }
-    let to_build = involved.iter().filter(|&&i| plan.packages[i].status == Status::Build).count();
+    let to_build = involved
+        .iter()
+        .filter(|&&i| plan.packages[i].status == Status::Build)
+        .count();
     reporter.event(Event::Begin { total: to_build });
     // Highest index last, so `pop` starts the earliest packages first.
     ready.sort_unstable_by(|a, b| b.cmp(a));
@@ -133,7 +140,9 @@ pub fn run(
                 let tx = tx.clone();
                 scope.spawn(move || {
                     let start = Instant::now();
-                    let result = job::build(stack, i, mirror, settings, &mut |line| reporter.event(Event::Line { index: i, line }));
+                    let result = job::build(stack, i, mirror, settings, &mut |line| {
+                        reporter.event(Event::Line { index: i, line })
+                    });
                     let _ = tx.send((i, result, start.elapsed()));
                 });
             }
@@ -153,11 +162,15 @@ pub fn run(
                     ready.sort_unstable_by(|a, b| b.cmp(a));
                     Outcome::Built { elapsed }
                 }
-                Err(_) if cancel::is_cancelled() => Outcome::Skipped { reason: "interrupted".into() },
+                Err(_) if cancel::is_cancelled() => Outcome::Skipped {
+                    reason: "interrupted".into(),
+                },
                 Err(e) => {
                     let reason = format!("dependency `{}` failed", stack.packages[i].tag());
                     skip_dependents(i, &dependents, &mut outcome, &reason, reporter);
-                    Outcome::Failed { error: format!("{e:#}") }
+                    Outcome::Failed {
+                        error: format!("{e:#}"),
+                    }
                 }
             };
             reporter.event(Event::Finish { index: i, outcome: &o });
@@ -168,18 +181,28 @@ pub fn run(
     let outcomes = involved
         .iter()
         .map(|&i| {
-            let o = outcome[i].clone().unwrap_or_else(|| Outcome::Skipped { reason: "interrupted".into() });
+            let o = outcome[i].clone().unwrap_or_else(|| Outcome::Skipped {
+                reason: "interrupted".into(),
+            });
             (i, o)
         })
         .collect();
     RunReport { outcomes, interrupted }
 }
 
-fn skip_dependents(i: usize, dependents: &[Vec<usize>], outcome: &mut [Option<Outcome>], reason: &str, reporter: &Reporter) {
+fn skip_dependents(
+    i: usize,
+    dependents: &[Vec<usize>],
+    outcome: &mut [Option<Outcome>],
+    reason: &str,
+    reporter: &Reporter,
+) {
     let mut todo = dependents[i].clone();
     while let Some(j) = todo.pop() {
         if outcome[j].is_none() {
-            let o = Outcome::Skipped { reason: reason.to_string() };
+            let o = Outcome::Skipped {
+                reason: reason.to_string(),
+            };
             reporter.event(Event::Finish { index: j, outcome: &o });
             outcome[j] = Some(o);
             todo.extend(dependents[j].iter().copied());

@@ -30,7 +30,8 @@ pub fn fetch(url: &str, sha256: &Digest, cache: &Path) -> Result<PathBuf> {
         return Ok(dest);
     }
     fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(cache).with_context(|| format!("creating a file in {}", cache.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(cache).with_context(|| format!("creating a file in {}", cache.display()))?;
     let reader: Box<dyn io::Read> = if let Some(path) = url.strip_prefix("file://") {
         Box::new(File::open(path).with_context(|| format!("opening source {url}"))?)
     } else if url.starts_with("http://") || url.starts_with("https://") {
@@ -44,7 +45,8 @@ pub fn fetch(url: &str, sha256: &Digest, cache: &Path) -> Result<PathBuf> {
     };
     let mut verifying = VerifyingReader::new(reader, sha256.clone(), None, url.to_string());
     io::copy(&mut verifying, &mut tmp).with_context(|| format!("downloading {url}"))?;
-    tmp.persist(&dest).with_context(|| format!("saving {}", dest.display()))?;
+    tmp.persist(&dest)
+        .with_context(|| format!("saving {}", dest.display()))?;
     Ok(dest)
 }
 
@@ -52,7 +54,11 @@ pub fn fetch(url: &str, sha256: &Digest, cache: &Path) -> Result<PathBuf> {
 /// release tarballs are laid out. Files that are not archives are copied as they are.
 fn unpack_archive(file: &Path, url: &str, dest: &Path) -> Result<()> {
     let name = url.rsplit('/').next().unwrap_or("source");
-    let is_tar = [".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst"].iter().any(|s| name.ends_with(s));
+    let is_tar = [
+        ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst",
+    ]
+    .iter()
+    .any(|s| name.ends_with(s));
     if !is_tar {
         fs::copy(file, dest.join(name)).with_context(|| format!("copying {url} into {}", dest.display()))?;
         return Ok(());

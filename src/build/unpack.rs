@@ -1,7 +1,8 @@
 //! Verified, safe extraction of layers.
 //!
 //! A layer is hashed in full before anything is extracted. It is then extracted into a
-//! staging directory inside the root (`<root>/.stackci-unpack-XXXX`), every member checked
+//! staging directory inside the root (`<root>/.stackci-unpack-XXXX`, or below a directory the
+//! caller names, such as the store, so renames stay on one filesystem), every member checked
 //! explicitly rather than trusting the tar crate's `unpack_in`, and only when the whole layer
 //! is extracted and checked are its top-level entries moved into place by rename (merging
 //! into directories that already exist). A failure leaves the root as it was.
@@ -128,15 +129,23 @@ fn verify_open(file: &mut File, path: &Path, expected: &Digest, size: Option<u64
 /// Verifies `blob` (a local `.tar.gz` file) against `expected`, then extracts it into
 /// `root` (created if missing). See the module documentation for what is refused.
 pub fn unpack_layer(blob: &Path, expected: &Digest, root: &Path) -> Result<()> {
+    unpack_layer_staged(blob, expected, root, root)
+}
+
+/// Like [`unpack_layer`], staging the extraction in `staging_parent` (a directory below
+/// `root` on the filesystem the files end up on, such as the store), so the final renames
+/// never cross a mount point.
+pub fn unpack_layer_staged(blob: &Path, expected: &Digest, root: &Path, staging_parent: &Path) -> Result<()> {
     let mut file = File::open(blob).with_context(|| format!("opening layer {expected} at {}", blob.display()))?;
     verify_open(&mut file, blob, expected, None).with_context(|| format!("verifying layer {expected}"))?;
     file.seek(SeekFrom::Start(0))
         .with_context(|| format!("reading {}", blob.display()))?;
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    fs::create_dir_all(staging_parent).with_context(|| format!("creating {}", staging_parent.display()))?;
     let staging = tempfile::Builder::new()
         .prefix(".stackci-unpack-")
-        .tempdir_in(root)
-        .with_context(|| format!("creating a staging directory in {}", root.display()))?;
+        .tempdir_in(staging_parent)
+        .with_context(|| format!("creating a staging directory in {}", staging_parent.display()))?;
     let mut x = Extraction {
         layer: expected,
         root,

@@ -21,7 +21,10 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if !args.force && ctx.mirror.get_manifest(&tag)?.is_some() {
-        eprintln!("`{tag}` is already in {}: nothing to do (use --force to rebuild)", ctx.mirror.location());
+        eprintln!(
+            "`{tag}` is already in {}: nothing to do (use --force to rebuild)",
+            ctx.mirror.location()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let settings = BuildSettings {
@@ -32,8 +35,14 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
     let reporter = crate::report::Reporter::new(&ctx.stack, ctx.mode);
     reporter.line(&format!("build    {tag}"));
     let start = std::time::Instant::now();
-    job::build(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &mut |line| reporter.event(Event::Line { index: i, line }))
-        .with_context(|| format!("building `{tag}`"))?;
-    reporter.line(&format!("built    {tag} ({:.1}s), pushed to {}", start.elapsed().as_secs_f64(), ctx.mirror.location()));
+    job::build(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &mut |line| {
+        reporter.event(Event::Line { index: i, line })
+    })
+    .with_context(|| format!("building `{tag}`"))?;
+    reporter.line(&format!(
+        "built    {tag} ({:.1}s), pushed to {}",
+        start.elapsed().as_secs_f64(),
+        ctx.mirror.location()
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -14,15 +14,26 @@ use crate::mirror::open::open;
 pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     let spec = ctx.stack.images.get(&args.name).with_context(|| {
         let known: Vec<&str> = ctx.stack.images.keys().map(String::as_str).collect();
-        format!("no image `{}` in {} (images: {})", args.name, ctx.stack.path.display(), known.join(", "))
+        format!(
+            "no image `{}` in {} (images: {})",
+            args.name,
+            ctx.stack.path.display(),
+            known.join(", ")
+        )
     })?;
     let base_ref = ImageRef::parse(args.base.as_deref().unwrap_or(&spec.base))
         .with_context(|| format!("base of image `{}`", args.name))?;
     let base = match &base_ref {
         ImageRef::Scratch => Image::scratch(),
-        ImageRef::Registry { url, tag } => Image::read(Arc::from(open(url, &ctx.stack.dir, &ctx.mirror_options)?), tag)?,
+        ImageRef::Registry { url, tag } => {
+            Image::read(Arc::from(open(url, &ctx.stack.dir, &ctx.mirror_options)?), tag)?
+        }
         ImageRef::Layout { dir, tag } => {
-            let m = open(&format!("file://{}", dir.display()), &ctx.stack.dir, &ctx.mirror_options)?;
+            let m = open(
+                &format!("file://{}", dir.display()),
+                &ctx.stack.dir,
+                &ctx.mirror_options,
+            )?;
             Image::read(Arc::from(m), tag.as_deref().unwrap_or("latest"))?
         }
         ImageRef::DockerArchive { .. } => bail!("a docker archive cannot be a base image; use oci-layout: or oci://"),

@@ -10,7 +10,10 @@ use super::Context;
 pub fn run(ctx: &Context) -> Result<ExitCode> {
     let count = ctx.mirror.reindex()?;
     if ctx.json {
-        println!("{}", serde_json::json!({"mirror": ctx.mirror.location(), "tags": count}));
+        println!(
+            "{}",
+            serde_json::json!({"mirror": ctx.mirror.location(), "tags": count})
+        );
     } else {
         eprintln!("{count} package tag(s) in {}", ctx.mirror.location());
     }

@@ -45,10 +45,19 @@ impl Context {
             .clone()
             .or_else(|| stack.mirror.clone())
             .unwrap_or_else(|| format!("file://{}", stack.state_dir().join("mirror").display()));
-        let opts = MirrorOptions { ca_cert: cli.ca_cert.clone(), jobs: 0 };
+        let opts = MirrorOptions {
+            ca_cert: cli.ca_cert.clone(),
+            jobs: 0,
+        };
         let mirror = open(&mirror_url, &stack.dir, &opts).with_context(|| format!("opening mirror {mirror_url}"))?;
         let mirror = Arc::from(mirror);
-        Ok(Context { stack, mirror, mirror_options: opts, mode: Mode::detect(cli.verbose, cli.quiet), json: cli.json })
+        Ok(Context {
+            stack,
+            mirror,
+            mirror_options: opts,
+            mode: Mode::detect(cli.verbose, cli.quiet),
+            json: cli.json,
+        })
     }
 
     /// Resolves package names (or tags, or hashes) to indices, with a helpful error.
@@ -58,7 +67,11 @@ impl Context {
             .map(|n| {
                 self.stack.find(n).with_context(|| {
                     let known: Vec<&str> = self.stack.packages.iter().map(|p| p.name.as_str()).take(12).collect();
-                    format!("no package `{n}` in {} (or the name is ambiguous: use its tag or hash); packages: {}", self.stack.path.display(), known.join(", "))
+                    format!(
+                        "no package `{n}` in {} (or the name is ambiguous: use its tag or hash); packages: {}",
+                        self.stack.path.display(),
+                        known.join(", ")
+                    )
                 })
             })
             .collect()
@@ -78,7 +91,9 @@ impl Context {
 /// `SOURCE_DATE_EPOCH` from the environment, default 0.
 pub fn source_date_epoch() -> Result<u64> {
     match std::env::var(SOURCE_DATE_EPOCH) {
-        Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("{SOURCE_DATE_EPOCH}=`{v}` is not a number of seconds")),
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .with_context(|| format!("{SOURCE_DATE_EPOCH}=`{v}` is not a number of seconds")),
         _ => Ok(0),
     }
 }

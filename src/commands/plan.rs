@@ -29,17 +29,42 @@ pub fn compute(ctx: &Context) -> Result<Plan> {
 
 fn write_table(out: &mut impl Write, ctx: &Context, plan: &Plan) -> Result<()> {
     let name_w = plan.packages.iter().map(|e| e.name.len()).max().unwrap_or(4).max(7);
-    let ver_w = plan.packages.iter().map(|e| e.version.len()).max().unwrap_or(7).clamp(7, 24);
-    writeln!(out, "{:name_w$}  {:ver_w$}  {:7}  {:8}  DEPENDENCIES", "PACKAGE", "VERSION", "HASH", "STATUS")?;
+    let ver_w = plan
+        .packages
+        .iter()
+        .map(|e| e.version.len())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 24);
+    writeln!(
+        out,
+        "{:name_w$}  {:ver_w$}  {:7}  {:8}  DEPENDENCIES",
+        "PACKAGE", "VERSION", "HASH", "STATUS"
+    )?;
     for e in &plan.packages {
         let status = match e.status {
             Status::Cached => "cached",
             Status::Build => "build",
             Status::External => "external",
         };
-        let deps: Vec<&str> = ctx.stack.packages[e.index].deps.iter().map(|d| ctx.stack.packages[d.index].name.as_str()).collect();
-        let deps = if deps.is_empty() { "-".to_string() } else { deps.join(" ") };
-        writeln!(out, "{:name_w$}  {:ver_w$}  {:7}  {:8}  {deps}", e.name, e.version, &e.hash[..7.min(e.hash.len())], status)?;
+        let deps: Vec<&str> = ctx.stack.packages[e.index]
+            .deps
+            .iter()
+            .map(|d| ctx.stack.packages[d.index].name.as_str())
+            .collect();
+        let deps = if deps.is_empty() {
+            "-".to_string()
+        } else {
+            deps.join(" ")
+        };
+        writeln!(
+            out,
+            "{:name_w$}  {:ver_w$}  {:7}  {:8}  {deps}",
+            e.name,
+            e.version,
+            &e.hash[..7.min(e.hash.len())],
+            status
+        )?;
     }
     let count = |s| plan.packages.iter().filter(|e| e.status == s).count();
     writeln!(

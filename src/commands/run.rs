@@ -24,7 +24,15 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
         state: ctx.state_dir(),
     };
     let reporter = Reporter::new(&ctx.stack, ctx.mode);
-    let report = schedule::run(&ctx.stack, ctx.mirror.as_ref(), &plan, &involved, args.jobs, &settings, &reporter);
+    let report = schedule::run(
+        &ctx.stack,
+        ctx.mirror.as_ref(),
+        &plan,
+        &involved,
+        args.jobs,
+        &settings,
+        &reporter,
+    );
     reporter.finish();
     print_summary(ctx, &report, &settings)?;
     Ok(if report.interrupted {
@@ -66,10 +74,17 @@ fn print_summary(ctx: &Context, report: &RunReport, settings: &BuildSettings) ->
     }
     for (i, o) in &report.outcomes {
         if let Outcome::Failed { .. } = o {
-            eprintln!("error: `{}` failed; log: {}", ctx.stack.packages[*i].tag(), super::short(&settings.log_path(&ctx.stack.packages[*i].tag())));
+            eprintln!(
+                "error: `{}` failed; log: {}",
+                ctx.stack.packages[*i].tag(),
+                super::short(&settings.log_path(&ctx.stack.packages[*i].tag()))
+            );
         }
     }
     let interrupted = if report.interrupted { " (interrupted)" } else { "" };
-    eprintln!("{built} built, {cached} cached, {failed} failed, {skipped} skipped{interrupted} — mirror {}", ctx.mirror.location());
+    eprintln!(
+        "{built} built, {cached} cached, {failed} failed, {skipped} skipped{interrupted} — mirror {}",
+        ctx.mirror.location()
+    );
     Ok(())
 }

@@ -28,7 +28,10 @@ pub fn limit_layers(image: &Image, budget: usize, scratch: &Path) -> Result<Imag
         return Ok(image.clone());
     }
     if budget < image.base_layers + 1 {
-        bail!("the base image alone has {} layers; a budget of {budget} leaves no room for packages", image.base_layers);
+        bail!(
+            "the base image alone has {} layers; a budget of {budget} leaves no room for packages",
+            image.base_layers
+        );
     }
     let excess = image.layers.len() - budget + 1;
     let mut candidates: Vec<usize> = (image.base_layers..image.layers.len()).collect();
@@ -66,9 +69,17 @@ fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path) -> Result<Imag
             None => fetch_blob(source, desc, &scratch.join("blobs"))?,
         };
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let verified = VerifyingReader::new(BufReader::new(file), desc.digest.clone(), Some(desc.size), desc.digest.to_string());
+        let verified = VerifyingReader::new(
+            BufReader::new(file),
+            desc.digest.clone(),
+            Some(desc.size),
+            desc.digest.to_string(),
+        );
         let mut archive = tar::Archive::new(MultiGzDecoder::new(verified));
-        for entry in archive.entries().with_context(|| format!("reading layer {}", desc.digest))? {
+        for entry in archive
+            .entries()
+            .with_context(|| format!("reading layer {}", desc.digest))?
+        {
             let mut entry = entry.with_context(|| format!("reading layer {}", desc.digest))?;
             let mut header = entry.header().clone();
             let name = entry.path_bytes().into_owned();
@@ -84,13 +95,17 @@ fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path) -> Result<Imag
             }
         }
         // Drain to the end so the digest of the whole blob is checked.
-        io::copy(&mut archive.into_inner(), &mut io::sink()).with_context(|| format!("reading layer {}", desc.digest))?;
+        io::copy(&mut archive.into_inner(), &mut io::sink())
+            .with_context(|| format!("reading layer {}", desc.digest))?;
     }
     let summary = out.into_inner()?.finish()?;
     let store = LayoutMirror::new(FsStore::new(&dir));
     store.put_blob(&summary.digest, summary.size, tmp.path())?;
     let layer = Layer::new(summary.digest, summary.size, summary.uncompressed_digest);
-    Ok(ImageLayer { layer, source: Arc::new(store) })
+    Ok(ImageLayer {
+        layer,
+        source: Arc::new(store),
+    })
 }
 
 fn bytes_path(b: &[u8]) -> Result<&Path> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::mirror::Mirror;
-use crate::mirror::package::{Layer, LABEL_PREFIX, SYSTEM_PATH, read_package, rfc3339};
+use crate::mirror::package::{LABEL_PREFIX, Layer, SYSTEM_PATH, read_package, rfc3339};
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
 
@@ -53,7 +53,10 @@ impl Image {
                 architecture: crate::spec::host_architecture().into(),
                 os: "linux".into(),
                 config: RuntimeConfig::default(),
-                rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: Vec::new(),
+                },
                 extra: Default::default(),
             },
             base_layers: 0,
@@ -67,9 +70,19 @@ impl Image {
         let mut config = image.config.clone();
         // Base history no longer matches once layers are added or merged.
         config.extra.remove("history");
-        let layers: Vec<ImageLayer> =
-            image.layers()?.into_iter().map(|layer| ImageLayer { layer, source: source.clone() }).collect();
-        Ok(Image { base_layers: layers.len(), layers, config })
+        let layers: Vec<ImageLayer> = image
+            .layers()?
+            .into_iter()
+            .map(|layer| ImageLayer {
+                layer,
+                source: source.clone(),
+            })
+            .collect();
+        Ok(Image {
+            base_layers: layers.len(),
+            layers,
+            config,
+        })
     }
 
     /// This image with `layers` appended (a new value; `self` is unchanged).
@@ -97,10 +110,20 @@ impl Image {
 /// Builds image `name` of the stack: `base` + the runtime closure of its packages (read from
 /// `mirror`, where they must all be) + a config with PATH, env, entrypoint, labels and
 /// `created` from `source_date_epoch`.
-pub fn assemble(stack: &Stack, name: &str, base: Image, mirror: Arc<dyn Mirror>, source_date_epoch: u64) -> Result<Image> {
+pub fn assemble(
+    stack: &Stack,
+    name: &str,
+    base: Image,
+    mirror: Arc<dyn Mirror>,
+    source_date_epoch: u64,
+) -> Result<Image> {
     let spec: &ImageSpec = stack.images.get(name).with_context(|| {
         let known: Vec<&str> = stack.images.keys().map(String::as_str).collect();
-        format!("no image `{name}` in {} (images: {})", stack.path.display(), known.join(", "))
+        format!(
+            "no image `{name}` in {} (images: {})",
+            stack.path.display(),
+            known.join(", ")
+        )
     })?;
     let mut members: Vec<usize> = spec.packages.iter().flat_map(|&i| stack.runtime_closure(i)).collect();
     members.sort_unstable();
@@ -111,17 +134,39 @@ pub fn assemble(stack: &Stack, name: &str, base: Image, mirror: Arc<dyn Mirror>,
     let mut layers = Vec::with_capacity(members.len());
     for &i in &members {
         let tag = stack.packages[i].tag();
-        let image = read_package(mirror.as_ref(), &tag)?
-            .with_context(|| format!("`{tag}` (in image `{name}`) is not in {}; run `stackci run` first", mirror.location()))?;
-        layers.push(ImageLayer { layer: image.own_layer()?, source: mirror.clone() });
+        let image = read_package(mirror.as_ref(), &tag)?.with_context(|| {
+            format!(
+                "`{tag}` (in image `{name}`) is not in {}; run `stackci run` first",
+                mirror.location()
+            )
+        })?;
+        layers.push(ImageLayer {
+            layer: image.own_layer()?,
+            source: mirror.clone(),
+        });
     }
     let mut image = base.append(layers);
     let cfg = &mut image.config;
     cfg.created = Some(rfc3339(source_date_epoch));
-    let base_path = cfg.config.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(SYSTEM_PATH).to_string();
-    let bins: Vec<String> = members.iter().rev().map(|&i| stack.prefix(i).join("bin").display().to_string()).collect();
-    let mut env: BTreeMap<String, String> =
-        cfg.config.env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let base_path = cfg
+        .config
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(SYSTEM_PATH)
+        .to_string();
+    let bins: Vec<String> = members
+        .iter()
+        .rev()
+        .map(|&i| stack.prefix(i).join("bin").display().to_string())
+        .collect();
+    let mut env: BTreeMap<String, String> = cfg
+        .config
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     env.insert("PATH".into(), format!("{}:{base_path}", bins.join(":")));
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     cfg.config.env = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -132,10 +177,18 @@ pub fn assemble(stack: &Stack, name: &str, base: Image, mirror: Arc<dyn Mirror>,
     if !spec.cmd.is_empty() {
         cfg.config.cmd = Some(spec.cmd.clone());
     }
-    cfg.config.labels.extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    cfg.config.labels.insert(format!("{LABEL_PREFIX}stack"), stack.name.clone());
-    cfg.config.labels.insert(format!("{LABEL_PREFIX}image"), name.to_string());
+    cfg.config
+        .labels
+        .extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    cfg.config
+        .labels
+        .insert(format!("{LABEL_PREFIX}stack"), stack.name.clone());
+    cfg.config
+        .labels
+        .insert(format!("{LABEL_PREFIX}image"), name.to_string());
     let tags: Vec<String> = members.iter().map(|&i| stack.packages[i].tag()).collect();
-    cfg.config.labels.insert(format!("{LABEL_PREFIX}packages"), tags.join(","));
+    cfg.config
+        .labels
+        .insert(format!("{LABEL_PREFIX}packages"), tags.join(","));
     Ok(image)
 }

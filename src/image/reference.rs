@@ -46,7 +46,10 @@ impl ImageRef {
                 let Some(colon) = rest[slash..].rfind(':').map(|c| c + slash) else {
                     bail!("image reference `{s}` has no tag: write {scheme}HOST/REPO:TAG");
                 };
-                return Ok(ImageRef::Registry { url: format!("{scheme}{}", &rest[..colon]), tag: rest[colon + 1..].to_string() });
+                return Ok(ImageRef::Registry {
+                    url: format!("{scheme}{}", &rest[..colon]),
+                    tag: rest[colon + 1..].to_string(),
+                });
             }
         }
         if let Some(rest) = s.strip_prefix("oci-layout:") {
@@ -67,9 +70,14 @@ impl ImageRef {
             if file.is_empty() {
                 bail!("image reference `{s}` has no file: write docker-archive:FILE[:NAME[:TAG]]");
             }
-            return Ok(ImageRef::DockerArchive { file: file.into(), name });
+            return Ok(ImageRef::DockerArchive {
+                file: file.into(),
+                name,
+            });
         }
-        bail!("unsupported image reference `{s}`: use scratch, oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]")
+        bail!(
+            "unsupported image reference `{s}`: use scratch, oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
+        )
     }
 }
 
@@ -95,17 +103,32 @@ mod tests {
         assert_eq!(ImageRef::parse("scratch").unwrap(), ImageRef::Scratch);
         assert_eq!(
             ImageRef::parse("oci://127.0.0.1:5000/a/b:v1").unwrap(),
-            ImageRef::Registry { url: "oci://127.0.0.1:5000/a/b".into(), tag: "v1".into() }
+            ImageRef::Registry {
+                url: "oci://127.0.0.1:5000/a/b".into(),
+                tag: "v1".into()
+            }
         );
         assert!(ImageRef::parse("oci://127.0.0.1:5000/a/b").is_err());
         assert_eq!(
             ImageRef::parse("oci-layout:/tmp/l:t").unwrap(),
-            ImageRef::Layout { dir: "/tmp/l".into(), tag: Some("t".into()) }
+            ImageRef::Layout {
+                dir: "/tmp/l".into(),
+                tag: Some("t".into())
+            }
         );
-        assert_eq!(ImageRef::parse("oci-layout:/tmp/l").unwrap(), ImageRef::Layout { dir: "/tmp/l".into(), tag: None });
+        assert_eq!(
+            ImageRef::parse("oci-layout:/tmp/l").unwrap(),
+            ImageRef::Layout {
+                dir: "/tmp/l".into(),
+                tag: None
+            }
+        );
         assert_eq!(
             ImageRef::parse("docker-archive:/tmp/x.tar:demo:v1").unwrap(),
-            ImageRef::DockerArchive { file: "/tmp/x.tar".into(), name: Some("demo:v1".into()) }
+            ImageRef::DockerArchive {
+                file: "/tmp/x.tar".into(),
+                name: Some("demo:v1".into())
+            }
         );
         assert!(ImageRef::parse("docker://x").is_err());
     }

@@ -42,7 +42,11 @@ pub fn write(image: &Image, to: &ImageRef, default_tag: &str, opts: &MirrorOptio
         }
         ImageRef::DockerArchive { file, name } => {
             let name = name.clone().unwrap_or_else(|| default_tag.to_string());
-            let name = if name.rsplit('/').next().is_some_and(|last| last.contains(':')) { name } else { format!("{name}:latest") };
+            let name = if name.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+                name
+            } else {
+                format!("{name}:latest")
+            };
             write_docker_archive(image, file, &name, scratch)
         }
     }
@@ -73,14 +77,22 @@ pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, scratch: &
     let config = put_document(target, CONFIG_MEDIA_TYPE, &image.config, scratch)?;
     let manifest = spec::to_bytes(&image.manifest(config));
     let digest = target.put_manifest(tag, MANIFEST_MEDIA_TYPE, &manifest)?;
-    Ok(Written { digest, copied, mounted, present })
+    Ok(Written {
+        digest,
+        copied,
+        mounted,
+        present,
+    })
 }
 
 /// Writes a `docker save`-style archive (`manifest.json`, the config, one file per layer)
 /// that `docker load`, `podman load` and `skopeo` read. Layers are stored compressed, as
 /// they are in the mirror; the archive appears only when complete.
 pub fn write_docker_archive(image: &Image, file: &Path, name: &str, scratch: &Path) -> Result<Written> {
-    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
@@ -108,8 +120,14 @@ pub fn write_docker_archive(image: &Image, file: &Path, name: &str, scratch: &Pa
     let mut out = tar.into_inner().context("finishing the archive")?;
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    tmp.persist(file).with_context(|| format!("writing {}", file.display()))?;
-    Ok(Written { digest: config_digest, copied: image.layers.len(), mounted: 0, present: 0 })
+    tmp.persist(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(Written {
+        digest: config_digest,
+        copied: image.layers.len(),
+        mounted: 0,
+        present: 0,
+    })
 }
 
 fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: impl io::Read) -> Result<()> {
@@ -118,5 +136,6 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: impl
     header.set_mode(0o644);
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, name, data).with_context(|| format!("adding {name} to the archive"))
+    tar.append_data(&mut header, name, data)
+        .with_context(|| format!("adding {name} to the archive"))
 }

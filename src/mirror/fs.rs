@@ -51,8 +51,11 @@ impl FsStore {
     fn write_atomic(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path(key);
         let mut tmp = self.temp_for(key)?;
-        tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("writing {}", dest.display()))?;
-        tmp.persist(&dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        tmp.write_all(bytes)
+            .and_then(|_| tmp.as_file().sync_all())
+            .with_context(|| format!("writing {}", dest.display()))?;
+        tmp.persist(&dest)
+            .with_context(|| format!("renaming into {}", dest.display()))?;
         Ok(())
     }
 }
@@ -76,7 +79,8 @@ impl ObjectStore for FsStore {
 
     fn exists(&self, key: &str) -> Result<bool> {
         let path = self.path(key);
-        path.try_exists().with_context(|| format!("checking {}", path.display()))
+        path.try_exists()
+            .with_context(|| format!("checking {}", path.display()))
     }
 
     fn open(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>> {
@@ -92,8 +96,11 @@ impl ObjectStore for FsStore {
         let dest = self.path(key);
         let tmp = self.temp_for(key)?;
         fs::copy(file, tmp.path()).with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
-        tmp.as_file().sync_all().with_context(|| format!("syncing {}", dest.display()))?;
-        tmp.persist(&dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("syncing {}", dest.display()))?;
+        tmp.persist(&dest)
+            .with_context(|| format!("renaming into {}", dest.display()))?;
         Ok(())
     }
 
@@ -117,7 +124,8 @@ impl ObjectStore for FsStore {
             .write(true)
             .open(&lock_path)
             .with_context(|| format!("opening lock file {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
         let current = read_optional(&self.path(key))?.map(|b| version_of(&b));
         let ok = match (pre, &current) {
             (Precondition::Absent, None) => true,
@@ -167,7 +175,10 @@ mod tests {
         assert!(!s.write_if("index.json", b"2", &Precondition::Absent).unwrap());
         let (bytes, v) = s.read_versioned("index.json").unwrap().unwrap();
         assert_eq!(bytes, b"1");
-        assert!(s.write_if("index.json", b"3", &Precondition::Matches(v.clone())).unwrap());
+        assert!(
+            s.write_if("index.json", b"3", &Precondition::Matches(v.clone()))
+                .unwrap()
+        );
         assert!(!s.write_if("index.json", b"4", &Precondition::Matches(v)).unwrap());
         assert_eq!(s.read_versioned("index.json").unwrap().unwrap().0, b"3");
     }

@@ -105,7 +105,10 @@ impl<S: ObjectStore> LayoutMirror<S> {
             bail!("blob {digest} in {} is too large for a manifest", self.store.location());
         }
         if Digest::of(&bytes) != *digest {
-            bail!("blob {digest} in {} is corrupt: its content does not match its digest", self.store.location());
+            bail!(
+                "blob {digest} in {} is corrupt: its content does not match its digest",
+                self.store.location()
+            );
         }
         Ok(bytes)
     }
@@ -176,21 +179,43 @@ impl<S: ObjectStore> Mirror for LayoutMirror<S> {
         let mut found: Vec<(String, Descriptor)> = Vec::new();
         let mut present: BTreeSet<Digest> = BTreeSet::new();
         for key in self.store.list("blobs/sha256/")? {
-            let Some(hex) = key.strip_prefix("blobs/sha256/") else { continue };
+            let Some(hex) = key.strip_prefix("blobs/sha256/") else {
+                continue;
+            };
             let Ok(digest) = Digest::from_hex(hex) else { continue };
             present.insert(digest.clone());
-            let Some(mut reader) = self.store.open(&key)? else { continue };
+            let Some(mut reader) = self.store.open(&key)? else {
+                continue;
+            };
             let mut first = [0u8; 1];
             if reader.read(&mut first)? != 1 || first[0] != b'{' {
                 continue;
             }
-            let Ok(bytes) = self.read_document(&digest) else { continue };
-            let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else { continue };
-            let Some(tag) = manifest.annotations.get(super::package::TAG_ANNOTATION) else { continue };
-            let media_type = manifest.media_type.clone().unwrap_or_else(|| super::MANIFEST_MEDIA_TYPE.into());
+            let Ok(bytes) = self.read_document(&digest) else {
+                continue;
+            };
+            let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
+                continue;
+            };
+            let Some(tag) = manifest.annotations.get(super::package::TAG_ANNOTATION) else {
+                continue;
+            };
+            let media_type = manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| super::MANIFEST_MEDIA_TYPE.into());
             let size = bytes.len() as u64;
             let annotations = Default::default();
-            found.push((tag.clone(), Descriptor { media_type, digest, size, annotations, extra: Default::default() }));
+            found.push((
+                tag.clone(),
+                Descriptor {
+                    media_type,
+                    digest,
+                    size,
+                    annotations,
+                    extra: Default::default(),
+                },
+            ));
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         let count = found.len();

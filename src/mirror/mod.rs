@@ -16,8 +16,8 @@ use crate::digest::Digest;
 
 pub mod fs;
 pub mod layout;
-pub mod open;
 pub mod oci;
+pub mod open;
 pub mod package;
 pub mod store;
 

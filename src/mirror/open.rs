@@ -28,7 +28,11 @@ pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirr
     if url.starts_with("oci://") || url.starts_with("oci+http://") {
         let client = ClientOptions {
             ca_cert: opts.ca_cert.clone(),
-            jobs: if opts.jobs == 0 { ClientOptions::default().jobs } else { opts.jobs },
+            jobs: if opts.jobs == 0 {
+                ClientOptions::default().jobs
+            } else {
+                opts.jobs
+            },
             ..ClientOptions::default()
         };
         return Ok(Box::new(RegistryMirror::new(url, &client)?));

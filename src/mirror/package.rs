@@ -60,14 +60,21 @@ impl PackageImage {
     /// Layers with their diff ids, in order (the package's own layer last).
     pub fn layers(&self) -> Result<Vec<Layer>> {
         if self.manifest.layers.len() != self.config.rootfs.diff_ids.len() {
-            bail!("manifest has {} layers but its config lists {} diff ids", self.manifest.layers.len(), self.config.rootfs.diff_ids.len());
+            bail!(
+                "manifest has {} layers but its config lists {} diff ids",
+                self.manifest.layers.len(),
+                self.config.rootfs.diff_ids.len()
+            );
         }
         Ok(self
             .manifest
             .layers
             .iter()
             .zip(&self.config.rootfs.diff_ids)
-            .map(|(d, id)| Layer { descriptor: d.clone(), diff_id: id.clone() })
+            .map(|(d, id)| Layer {
+                descriptor: d.clone(),
+                diff_id: id.clone(),
+            })
             .collect())
     }
 
@@ -79,19 +86,30 @@ impl PackageImage {
 
 /// Reads the manifest and config of `tag`; `None` when the tag does not exist.
 pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
-    let Some(bytes) = mirror.get_manifest(tag)? else { return Ok(None) };
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .with_context(|| format!("manifest of `{tag}` in {} is not an OCI image manifest", mirror.location()))?;
+    let Some(bytes) = mirror.get_manifest(tag)? else {
+        return Ok(None);
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "manifest of `{tag}` in {} is not an OCI image manifest",
+            mirror.location()
+        )
+    })?;
     let mut config_bytes = Vec::new();
     let reader = mirror.open_blob(&manifest.config.digest)?;
     let what = format!("config of `{tag}`");
     io::Read::read_to_end(
-        &mut VerifyingReader::new(io::Read::take(reader, 4 << 20), manifest.config.digest.clone(), Some(manifest.config.size), what),
+        &mut VerifyingReader::new(
+            io::Read::take(reader, 4 << 20),
+            manifest.config.digest.clone(),
+            Some(manifest.config.size),
+            what,
+        ),
         &mut config_bytes,
     )
     .with_context(|| format!("reading the config of `{tag}` from {}", mirror.location()))?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).with_context(|| format!("config of `{tag}` is not an OCI image config"))?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .with_context(|| format!("config of `{tag}` is not an OCI image config"))?;
     Ok(Some(PackageImage { manifest, config }))
 }
 
@@ -109,12 +127,21 @@ pub fn rfc3339(epoch: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// `PATH` for a list of prefixes: each prefix's `bin`, the last package first, then the system PATH.
 pub fn path_env(prefixes: &[PathBuf]) -> String {
-    let mut parts: Vec<String> = prefixes.iter().rev().map(|p| p.join("bin").display().to_string()).collect();
+    let mut parts: Vec<String> = prefixes
+        .iter()
+        .rev()
+        .map(|p| p.join("bin").display().to_string())
+        .collect();
     parts.push(SYSTEM_PATH.into());
     parts.join(":")
 }
@@ -138,7 +165,12 @@ pub fn push_package(
     for &d in &closure[..closure.len() - 1] {
         let dep = &stack.packages[d];
         let image = read_package(mirror, &dep.tag())?.with_context(|| {
-            format!("dependency `{}` of `{}` is not in {}; build it first", dep.tag(), tag, mirror.location())
+            format!(
+                "dependency `{}` of `{}` is not in {}; build it first",
+                dep.tag(),
+                tag,
+                mirror.location()
+            )
         })?;
         layers.push(image.own_layer()?);
     }
@@ -163,8 +195,15 @@ pub fn push_package(
         created: Some(rfc3339(source_date_epoch)),
         architecture: spec::host_architecture().into(),
         os: "linux".into(),
-        config: RuntimeConfig { env: vec![format!("PATH={}", path_env(&prefixes))], labels, ..Default::default() },
-        rootfs: RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect() },
+        config: RuntimeConfig {
+            env: vec![format!("PATH={}", path_env(&prefixes))],
+            labels,
+            ..Default::default()
+        },
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+        },
         extra: Default::default(),
     };
     let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config, scratch)?;
@@ -189,14 +228,20 @@ pub fn fetch_blob(mirror: &dyn Mirror, desc: &Descriptor, cache: &Path) -> Resul
         return Ok(dest);
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
     let reader = mirror.open_blob(&desc.digest)?;
     let what = format!("blob {} from {}", desc.digest, mirror.location());
     let mut verifying = VerifyingReader::new(reader, desc.digest.clone(), Some(desc.size), what.clone());
     io::copy(&mut verifying, &mut tmp).with_context(|| format!("downloading {what}"))?;
     if tmp.as_file().metadata()?.len() != desc.size {
-        bail!("{what} is truncated: expected {} bytes, got {}", desc.size, tmp.as_file().metadata()?.len());
+        bail!(
+            "{what} is truncated: expected {} bytes, got {}",
+            desc.size,
+            tmp.as_file().metadata()?.len()
+        );
     }
-    tmp.persist(&dest).with_context(|| format!("saving {}", dest.display()))?;
+    tmp.persist(&dest)
+        .with_context(|| format!("saving {}", dest.display()))?;
     Ok(dest)
 }

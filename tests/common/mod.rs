@@ -15,7 +15,10 @@ pub fn repo() -> PathBuf {
 /// The stackci binary under test.
 pub fn stackci() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackci"));
-    cmd.env_remove("STACKCI_STACK").env_remove("STACKCI_MIRROR").env_remove("CI").env_remove("SOURCE_DATE_EPOCH");
+    cmd.env_remove("STACKCI_STACK")
+        .env_remove("STACKCI_MIRROR")
+        .env_remove("CI")
+        .env_remove("SOURCE_DATE_EPOCH");
     cmd
 }
 
@@ -43,8 +46,15 @@ pub fn demo_copy(dir: &Path, store: &Path) -> PathBuf {
     copy_dir(&repo().join("examples/demo"), &dest);
     let stack = dest.join("stack.yaml");
     let text = std::fs::read_to_string(&stack).unwrap();
-    assert!(text.contains("store: /opt/stackci"), "examples/demo/stack.yaml no longer sets `store: /opt/stackci`");
-    std::fs::write(&stack, text.replace("store: /opt/stackci", &format!("store: {}", store.display()))).unwrap();
+    assert!(
+        text.contains("store: /opt/stackci"),
+        "examples/demo/stack.yaml no longer sets `store: /opt/stackci`"
+    );
+    std::fs::write(
+        &stack,
+        text.replace("store: /opt/stackci", &format!("store: {}", store.display())),
+    )
+    .unwrap();
     dest
 }
 
@@ -67,21 +77,42 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// Asserts that `tool` is on PATH, failing with how to install it.
 pub fn require(tool: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(found, "`{tool}` is not installed: run scripts/install-test-deps.sh (the README's test command does)");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed: run scripts/install-test-deps.sh (the README's test command does)"
+    );
 }
 
 /// Parses `stackci plan --json` output into (tag -> status).
 pub fn plan_statuses(json: &str) -> Vec<(String, String)> {
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    v["packages"].as_array().unwrap().iter().map(|p| (p["tag"].as_str().unwrap().to_string(), p["status"].as_str().unwrap().to_string())).collect()
+    v["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["tag"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Writes a stack file of trivial packages: `(name, deps, script)`.
 pub fn write_stack(dir: &Path, store: &Path, packages: &[(&str, &[&str], &str)]) -> PathBuf {
     let mut y = format!("name: t\nstore: {}\npackages:\n", store.display());
     for (name, deps, script) in packages {
-        y.push_str(&format!("  {name}:\n    version: \"1.0\"\n    depends: [{}]\n    build: |\n", deps.join(", ")));
+        y.push_str(&format!(
+            "  {name}:\n    version: \"1.0\"\n    depends: [{}]\n    build: |\n",
+            deps.join(", ")
+        ));
         for line in script.lines() {
             y.push_str(&format!("      {line}\n"));
         }
@@ -97,9 +128,14 @@ pub fn glibc_base(dir: &Path) -> PathBuf {
     require("umoci");
     let layout = dir.join("base");
     ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
-    ok(Command::new("umoci").args(["new", "--image"]).arg(format!("{}:base", layout.display())));
+    ok(Command::new("umoci")
+        .args(["new", "--image"])
+        .arg(format!("{}:base", layout.display())));
     let bundle = dir.join("base-bundle");
-    ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:base", layout.display())).arg(&bundle));
+    ok(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:base", layout.display()))
+        .arg(&bundle));
     let rootfs = bundle.join("rootfs");
     for lib in ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"] {
         let real = std::fs::canonicalize(lib).unwrap();
@@ -107,7 +143,10 @@ pub fn glibc_base(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::copy(&real, &dest).unwrap();
     }
-    ok(Command::new("umoci").args(["repack", "--image"]).arg(format!("{}:base", layout.display())).arg(&bundle));
+    ok(Command::new("umoci")
+        .args(["repack", "--image"])
+        .arg(format!("{}:base", layout.display()))
+        .arg(&bundle));
     layout
 }
 
@@ -117,9 +156,18 @@ pub fn podman_run(archive: &Path, name: &str) -> String {
     require("runc");
     ok(Command::new("podman").arg("load").arg("-i").arg(archive));
     let out = ok(Command::new("podman").args([
-        "--runtime", "runc", "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", name,
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        name,
     ]));
     let _ = Command::new("podman").args(["rmi", "-f", name]).output();
     out
 }
-

@@ -107,7 +107,10 @@ impl Mirror for RegistryMirror {
 
     fn registry_repository(&self) -> Option<(String, String)> {
         let registry = &self.reference.registry;
-        Some((format!("{}://{}", registry.scheme.as_str(), registry.host), self.repository().to_string()))
+        Some((
+            format!("{}://{}", registry.scheme.as_str(), registry.host),
+            self.repository().to_string(),
+        ))
     }
 
     fn mount_blob_from(&self, digest: &Digest, from: &dyn Mirror) -> Result<bool> {
