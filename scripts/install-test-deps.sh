@@ -27,7 +27,7 @@ source "$root/tests/peers/_lib.sh"
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then header_help "$0"; exit 0; fi
 [[ $# -eq 0 ]] || die "unknown argument: $1 (see --help)"
 
-DEBS=(gcc libc6-dev make pkg-config
+DEBS=(gcc libc6-dev make pkg-config pigz time
       docker-registry curl openssl apache2-utils
       skopeo umoci podman runc
       git rsync)
@@ -117,6 +117,9 @@ if [[ "$have_gcl" != "$GCL_VERSION" ]]; then
 else
   log "gitlab-ci-local $GCL_VERSION present"
 fi
+
+# ---- API descriptions and JUnit reader (tests/status*.rs) ----------------------------
+timed "tests/tools/install.sh" bash "$root/tests/tools/install.sh" >/dev/null
 
 # ---- Rust -------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain (rustup) first"

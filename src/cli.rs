@@ -77,6 +77,12 @@ pub enum Command {
     /// docker-archive:FILE[:NAME[:TAG]]. Blobs the target already has are neither read nor
     /// uploaded; the same inputs give the same image digest (set SOURCE_DATE_EPOCH).
     Image(ImageArgs),
+    /// Post a commit status to GitHub or GitLab (detected from the CI environment).
+    ///
+    /// On GitHub Actions it posts to the pull request's head commit with GITHUB_TOKEN; on
+    /// GitLab CI to CI_COMMIT_SHA with STACKCI_GITLAB_TOKEN/GITLAB_TOKEN, or to GitHub with
+    /// --github-repo. Tokens are never printed.
+    Status(StatusArgs),
 }
 
 /// Arguments of `image`.
@@ -113,6 +119,36 @@ pub struct RunArgs {
     /// `$JOBS` given to each recipe (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub build_jobs: Option<usize>,
+
+    /// Commit status and report options.
+    #[command(flatten)]
+    pub status: StatusFlags,
+}
+
+/// How `run` and `build` report to the CI they run in.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusFlags {
+    /// Post commit statuses to this GitHub repository (OWNER/REPO) even from GitLab CI;
+    /// default: `status: { github: }` in the stack, else the CI's own project.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub github_repo: Option<String>,
+
+    /// Read the API token from this environment variable (default: GITHUB_TOKEN on GitHub,
+    /// STACKCI_GITLAB_TOKEN or GITLAB_TOKEN on GitLab).
+    #[arg(long, value_name = "NAME")]
+    pub token_env: Option<String>,
+
+    /// Also post one status per package (`stackci/<stack>/<package>`).
+    #[arg(long)]
+    pub per_package: bool,
+
+    /// Fail when a status cannot be posted (default: warn and go on).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Write a JUnit XML report (one test case per package) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Arguments of `build`.
@@ -129,6 +165,34 @@ pub struct BuildArgs {
     /// `$JOBS` given to the recipe (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub build_jobs: Option<usize>,
+
+    /// Commit status and report options.
+    #[command(flatten)]
+    pub status: StatusFlags,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// pending, running, success, failure, error or canceled.
+    #[arg(value_name = "STATE")]
+    pub state: crate::ci::status::State,
+
+    /// Status name (default: `stackci/<stack>`).
+    #[arg(long, value_name = "C")]
+    pub context: Option<String>,
+
+    /// Short text shown next to the status.
+    #[arg(long, value_name = "D")]
+    pub description: Option<String>,
+
+    /// Link for the status (default: this CI run or pipeline).
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+
+    /// Destination and token options.
+    #[command(flatten)]
+    pub status: StatusFlags,
 }
 
 /// Arguments of `install`.

@@ -2,12 +2,14 @@
 //! (CI logs, pipes), nothing but errors with `-q`.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::build::schedule::Outcome;
+use crate::ci::output::Flavor;
 use crate::stack::Stack;
 
 /// How progress is shown.
@@ -77,6 +79,7 @@ struct Bars {
 pub struct Reporter<'s> {
     stack: &'s Stack,
     mode: Mode,
+    groups: Option<(Flavor, PathBuf)>,
     start: Instant,
     bars: Mutex<Option<Bars>>,
     plain: Mutex<()>,
@@ -88,10 +91,32 @@ impl<'s> Reporter<'s> {
         Reporter {
             stack,
             mode,
+            groups: None,
             start: Instant::now(),
             bars: Mutex::new(None),
             plain: Mutex::new(()),
         }
+    }
+
+    /// In CI (`flavor` GitHub or GitLab) and plain mode, prints each finished package's log
+    /// from `logs/<tag>.log` as a collapsible group (failed builds expanded on GitLab).
+    pub fn with_log_groups(mut self, flavor: Flavor, logs: PathBuf) -> Self {
+        if flavor != Flavor::Plain {
+            self.groups = Some((flavor, logs));
+        }
+        self
+    }
+
+    fn print_log_group(&self, tag: &str, failed: bool) {
+        let Some((flavor, logs)) = &self.groups else { return };
+        let _guard = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        let title = format!("{} log of {tag}", if failed { "FAILED:" } else { "build" });
+        let _ = err.write_all(flavor.group_start(tag, &title, !failed).as_bytes());
+        if let Ok(file) = std::fs::File::open(logs.join(format!("{tag}.log"))) {
+            let _ = std::io::copy(&mut std::io::BufReader::new(file), &mut err);
+        }
+        let _ = err.write_all(flavor.group_end(tag).as_bytes());
     }
 
     /// Handles one event.
@@ -133,7 +158,15 @@ impl<'s> Reporter<'s> {
                 self.plain_line(&format!("{}: {line}", self.stack.packages[index].name))
             }
             Event::Line { .. } => {}
-            Event::Finish { index, outcome } => self.plain_line(&describe(&self.stack.packages[index].tag(), outcome)),
+            Event::Finish { index, outcome } => {
+                let tag = self.stack.packages[index].tag();
+                match outcome {
+                    Outcome::Built { .. } => self.print_log_group(&tag, false),
+                    Outcome::Failed { .. } => self.print_log_group(&tag, true),
+                    _ => {}
+                }
+                self.plain_line(&describe(&tag, outcome))
+            }
         }
     }
 

@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
+use super::ci_report::{CiReport, run_summary};
 use super::{Context, cpus, source_date_epoch};
 use crate::build::cancel;
 use crate::build::job::{self, BuildSettings};
+use crate::build::schedule::{Outcome, RunReport};
 use crate::cli::BuildArgs;
-use crate::report::Event;
+use crate::report::{Event, Reporter};
 
 /// Builds and pushes one package unless the mirror has it (or `--force`).
 pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
@@ -32,17 +34,33 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
         source_date_epoch: source_date_epoch()?,
         state: ctx.state_dir(),
     };
-    let reporter = crate::report::Reporter::new(&ctx.stack, ctx.mode);
-    reporter.line(&format!("build    {tag}"));
+    let ci = CiReport::new(ctx, &args.status)?;
+    let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));
+    reporter.event(Event::Start { index: i });
     let start = std::time::Instant::now();
-    job::build(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &mut |line| {
+    let result = job::build(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &mut |line| {
         reporter.event(Event::Line { index: i, line })
-    })
-    .with_context(|| format!("building `{tag}`"))?;
-    reporter.line(&format!(
-        "built    {tag} ({:.1}s), pushed to {}",
-        start.elapsed().as_secs_f64(),
-        ctx.mirror.location()
-    ));
+    });
+    let outcome = match &result {
+        Ok(()) => Outcome::Built {
+            elapsed: start.elapsed(),
+        },
+        Err(e) => Outcome::Failed {
+            error: format!("{e:#}"),
+        },
+    };
+    reporter.event(Event::Finish {
+        index: i,
+        outcome: &outcome,
+    });
+    let report = RunReport {
+        outcomes: vec![(i, outcome)],
+        interrupted: cancel::is_cancelled(),
+    };
+    // A job reports its own package; the aggregate status belongs to the pipeline's final job.
+    if args.status.per_package || args.status.junit.is_some() {
+        ci.finish(&run_summary(ctx, &report, &settings), false)?;
+    }
+    result.with_context(|| format!("building `{tag}`"))?;
     Ok(ExitCode::SUCCESS)
 }

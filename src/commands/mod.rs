@@ -13,11 +13,13 @@ use crate::report::Mode;
 use crate::stack::{self, Stack};
 
 mod build;
+mod ci_report;
 mod image;
 mod index;
 mod install;
 mod plan;
 mod run;
+mod status;
 
 /// Environment variable with the epoch used for timestamps in layers and images.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -113,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Install(args) => install::run(&ctx, args),
         Command::Index => index::run(&ctx),
         Command::Image(args) => image::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use super::ci_report::{CiReport, run_summary};
 use super::{Context, cpus, source_date_epoch};
 use crate::build::cancel;
 use crate::build::job::BuildSettings;
@@ -23,7 +24,13 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
         source_date_epoch: source_date_epoch()?,
         state: ctx.state_dir(),
     };
-    let reporter = Reporter::new(&ctx.stack, ctx.mode);
+    let ci = CiReport::new(ctx, &args.status)?;
+    let to_build = involved
+        .iter()
+        .filter(|&&i| plan.packages[i].status == crate::plan::Status::Build)
+        .count();
+    ci.pending(&format!("building {to_build} package(s)"))?;
+    let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));
     let report = schedule::run(
         &ctx.stack,
         ctx.mirror.as_ref(),
@@ -35,6 +42,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
     );
     reporter.finish();
     print_summary(ctx, &report, &settings)?;
+    ci.finish(&run_summary(ctx, &report, &settings), true)?;
     Ok(if report.interrupted {
         ExitCode::from(130)
     } else if report.success() {

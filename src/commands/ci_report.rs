@@ -1,0 +1,135 @@
+//! What `run` and `build` tell the CI around them: commit statuses, the GitHub step summary
+//! and outputs, and a JUnit report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::Context;
+use crate::build::job::BuildSettings;
+use crate::build::schedule::{Outcome, RunReport};
+use crate::ci::env::Vars;
+use crate::ci::output::{self, Flavor};
+use crate::ci::status::{self, State, Status, StatusOptions, StatusReporter};
+use crate::ci::summary::{self, PackageOutcome, RunSummary};
+use crate::cli::StatusFlags;
+
+/// Log lines kept in a failed package's JUnit case and summary.
+const LOG_TAIL_LINES: usize = 40;
+
+/// The CI side of one `run` or `build`.
+pub struct CiReport {
+    vars: Vars,
+    reporter: Option<Box<dyn StatusReporter>>,
+    flags: StatusFlags,
+    context: String,
+}
+
+impl CiReport {
+    /// Detects the CI and a status destination; a misconfiguration (say, no token) is a
+    /// warning unless `--strict`.
+    pub fn new(ctx: &Context, flags: &StatusFlags) -> Result<CiReport> {
+        let vars = Vars::from_process();
+        let opts = status_options(ctx, flags);
+        let reporter = match status::from_vars(&vars, &opts) {
+            Ok(r) => r,
+            Err(e) if flags.strict => return Err(e),
+            Err(e) => {
+                eprintln!("warning: commit statuses are off: {e:#}");
+                None
+            }
+        };
+        Ok(CiReport {
+            vars,
+            reporter,
+            flags: flags.clone(),
+            context: status::stack_context(&ctx.stack.name),
+        })
+    }
+
+    /// How logs are grouped in this CI.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::detect(&self.vars)
+    }
+
+    /// Posts the aggregate `pending` status.
+    pub fn pending(&self, description: &str) -> Result<()> {
+        match &self.reporter {
+            Some(r) => status::report(
+                r.as_ref(),
+                &Status::new(State::Pending, &self.context).with_description(description),
+                self.flags.strict,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Posts the final statuses (the aggregate one only when `aggregate`: a single CI job
+    /// reports its own package, the pipeline's last job the stack), writes the step
+    /// summary, outputs and JUnit report.
+    pub fn finish(&self, summary: &RunSummary, aggregate: bool) -> Result<()> {
+        if let Some(r) = &self.reporter {
+            if aggregate {
+                status::post_summary(r.as_ref(), summary, self.flags.per_package, self.flags.strict)?;
+            } else if self.flags.per_package {
+                for s in status::package_statuses(summary) {
+                    status::report(r.as_ref(), &s, self.flags.strict)?;
+                }
+            }
+        }
+        output::publish_github(&self.vars, summary)?;
+        if let Some(path) = &self.flags.junit {
+            output::write_junit(path, summary)?;
+        }
+        Ok(())
+    }
+}
+
+/// Status options from the flags and the stack's `status:` section.
+pub fn status_options(ctx: &Context, flags: &StatusFlags) -> StatusOptions {
+    StatusOptions {
+        token_env: flags.token_env.clone(),
+        github_repo: flags.github_repo.clone().or_else(|| ctx.stack.status.github.clone()),
+        ..StatusOptions::default()
+    }
+}
+
+/// The neutral summary of a run, for statuses and reports.
+pub fn run_summary(ctx: &Context, report: &RunReport, settings: &BuildSettings) -> RunSummary {
+    let packages = report
+        .outcomes
+        .iter()
+        .map(|(i, o)| {
+            let p = &ctx.stack.packages[*i];
+            let (outcome, duration) = match o {
+                Outcome::Built { elapsed } => (summary::Outcome::Built, *elapsed),
+                Outcome::Cached => (summary::Outcome::Cached, Duration::ZERO),
+                Outcome::External => (summary::Outcome::External, Duration::ZERO),
+                Outcome::Failed { error } => (
+                    summary::Outcome::Failed {
+                        log_tail: tail(settings.log_path(&p.tag()), error),
+                    },
+                    Duration::ZERO,
+                ),
+                Outcome::Skipped { reason } => (summary::Outcome::Skipped { reason: reason.clone() }, Duration::ZERO),
+            };
+            PackageOutcome {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                hash: p.hash.clone(),
+                outcome,
+                duration,
+            }
+        })
+        .collect();
+    RunSummary {
+        stack: ctx.stack.name.clone(),
+        packages,
+    }
+}
+
+fn tail(log: PathBuf, error: &str) -> String {
+    let lines = summary::log_tail(&log, LOG_TAIL_LINES, 16 << 10).unwrap_or_default();
+    format!("{lines}\n{error}").trim_start().to_string()
+}
