@@ -3,6 +3,7 @@
 //!
 //! The `stackci` binary is a thin layer over this library; see `src/main.rs`.
 
+pub mod ci;
 pub mod digest;
 pub mod mirror;
 pub mod plan;
