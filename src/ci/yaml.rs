@@ -34,6 +34,19 @@ impl<T: Serialize> Serialize for Entry<'_, T> {
     }
 }
 
+/// A mapping whose entries keep the order they were pushed in.
+pub(crate) struct Ordered<K, V>(pub Vec<(K, V)>);
+
+impl<K: Serialize, V: Serialize> Serialize for Ordered<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
 /// The first line of every generated file.
 pub(crate) fn header(what: &str, stack_file: &str) -> String {
     format!(
