@@ -1,0 +1,236 @@
+//! Generated CI files checked by the real validators (check-jsonschema with GitLab's and
+//! GitHub's schemas, actionlint) through `tests/peers/validate.sh`, which installs them when
+//! missing. A validator that cannot run fails the test with its output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use stackci::ci::github::{GithubOptions, github_workflow};
+use stackci::ci::gitlab::{GitlabOptions, gitlab_pipeline};
+use stackci::ci::settings::{CiSettings, GithubSettings, GitlabSettings};
+use stackci::digest::Digest;
+use stackci::plan::Plan;
+use stackci::stack::{Dep, DepKind, ImageSpec, Package, Recipe, Stack, StackKind};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `tests/peers/validate.sh KIND FILES...`; panics with its output unless all pass.
+fn validate(kind: &str, files: &[PathBuf]) {
+    assert!(!files.is_empty());
+    let out = Command::new("bash")
+        .arg(root().join("tests/peers/validate.sh"))
+        .arg(kind)
+        .args(files)
+        .output()
+        .expect("running tests/peers/validate.sh");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "validate.sh {kind} failed:\n{text}");
+    let passes = text.lines().filter(|l| l.starts_with("PASS ")).count();
+    let per_file = if kind == "workflow" { 2 } else { 1 };
+    assert_eq!(passes, files.len() * per_file, "every file passes every validator:\n{text}");
+}
+
+/// Writes generated `(path, yaml)` files under `dir`; returns their paths.
+fn write_all(dir: &Path, files: &[(String, String)]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .map(|(name, yaml)| {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, yaml).unwrap();
+            p
+        })
+        .collect()
+}
+
+fn hash(seed: &str) -> String {
+    data_encoding::BASE32_NOPAD.encode(Digest::of(seed.as_bytes()).hex().as_bytes()).to_ascii_lowercase()[..32].to_string()
+}
+
+fn package(name: &str, deps: Vec<Dep>) -> Package {
+    Package { name: name.into(), version: "1.0".into(), hash: hash(name), deps, recipe: Recipe::Script("make".into()), source: None }
+}
+
+fn empty_stack(name: &str) -> Stack {
+    Stack {
+        name: name.into(),
+        path: PathBuf::from("/project/stack.yaml"),
+        dir: PathBuf::from("/project"),
+        kind: StackKind::Yaml,
+        store: PathBuf::from("/opt/stackci"),
+        env: BTreeMap::new(),
+        mirror: None,
+        packages: Vec::new(),
+        images: BTreeMap::new(),
+    }
+}
+
+/// Five packages (one build-only edge) and two images.
+fn small() -> Stack {
+    let mut s = empty_stack("demo");
+    let dep = |index, kind| Dep { index, kind };
+    s.packages = vec![
+        package("zlib", vec![]),
+        package("crcgen", vec![]),
+        package("libcrc", vec![dep(1, DepKind::Build)]),
+        package("libreport", vec![dep(0, DepKind::Runtime), dep(2, DepKind::Runtime)]),
+        package("hello", vec![dep(3, DepKind::Runtime)]),
+    ];
+    s.images.insert("tools".into(), ImageSpec { base: "scratch".into(), packages: vec![4], ..Default::default() });
+    s.images.insert("libs".into(), ImageSpec { base: "scratch".into(), packages: vec![3], ..Default::default() });
+    s
+}
+
+/// `n` packages; package `i` depends on up to 6 packages, biased towards the first ones
+/// (core libraries with a large fan-in), as real stacks do.
+fn synthetic(n: usize) -> Stack {
+    let mut s = empty_stack("synthetic");
+    let mut x: u64 = 42;
+    for i in 0..n {
+        let mut deps: Vec<Dep> = Vec::new();
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        for k in 0..if i == 0 { 0 } else { (x >> 60) % 7 } {
+            let u = ((x >> (4 * k)) & 0xffff) as f64 / 65536.0;
+            let d = ((i as f64) * u * u) as usize;
+            if !deps.iter().any(|e| e.index == d) {
+                deps.push(Dep { index: d, kind: DepKind::Runtime });
+            }
+        }
+        s.packages.push(package(&format!("pkg{i}"), deps));
+    }
+    s
+}
+
+fn plan(stack: &Stack) -> Plan {
+    Plan::new(stack, "file:///srv/mirror".into(), &BTreeSet::new())
+}
+
+/// The package build jobs of a GitLab file: jobs extending the template, except stackci's own.
+fn build_jobs(yaml: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_saphyr::from_str(yaml).expect("generated YAML parses");
+    v.as_object().unwrap().iter().filter(|(k, j)| !k.starts_with("stackci") && j.get("extends").is_some()).map(|(k, _)| k.clone()).collect()
+}
+
+#[test]
+fn gitlab_small_stack_passes_the_gitlab_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = small();
+    let mut opts = GitlabOptions::new("stack.yaml", GitlabSettings::default());
+    opts.image = Some("debian:12".into());
+    opts.settings.tags = vec!["linux".into()];
+    opts.settings.before_script = vec!["echo setup".into()];
+    opts.settings.variables.insert("MAKEFLAGS".into(), "-j4".into());
+    opts.settings.timeout = Some("2h 30m".into());
+    let mut files = gitlab_pipeline(&plan(&s), &s, &opts).unwrap();
+    // Nothing to build: the no-op pipeline.
+    let tags: BTreeSet<String> = s.packages.iter().map(|p| p.tag()).collect();
+    let noop = gitlab_pipeline(&Plan::new(&s, "file:///srv/mirror".into(), &tags), &s, &opts).unwrap();
+    files.push(("noop.yml".into(), noop[0].1.clone()));
+    validate("gitlab", &write_all(dir.path(), &files));
+}
+
+#[test]
+fn gitlab_split_pipelines_pass_the_schema_and_hold_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = synthetic(1200);
+    let opts = GitlabOptions::new("stack.yaml", GitlabSettings::default());
+    let files = gitlab_pipeline(&plan(&s), &s, &opts).unwrap();
+    assert!(files.len() >= 4, "driver, at least 2 parts, images: got {}", files.len());
+    let parts: Vec<&(String, String)> = files.iter().filter(|f| f.0.contains("-part-")).collect();
+    assert!(parts.len() >= 3, "1200 jobs at most 500 per part");
+    assert_eq!(parts.iter().map(|p| build_jobs(&p.1).len()).sum::<usize>(), 1200);
+    validate("gitlab", &write_all(dir.path(), &files));
+}
+
+#[test]
+fn github_workflows_pass_the_schema_and_actionlint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let s = small();
+    let mut settings = CiSettings::default().github;
+    files.push(("small.yml".to_string(), github_workflow(&s, &GithubOptions::new("stack.yaml", settings.clone())).unwrap()));
+    settings.setup_steps = vec![serde_json::json!({"name": "Tools", "run": "sudo apt-get install -y gfortran"})];
+    settings.container = Some(serde_json::json!("debian:12"));
+    settings.env.insert("STACKCI_MIRROR".into(), "oci://ghcr.io/acme/mirror".into());
+    files.push(("custom.yml".to_string(), github_workflow(&s, &GithubOptions::new("envs/stack.yaml", settings)).unwrap()));
+    // Matrix mode, with levels split into chunks.
+    let big = synthetic(2000);
+    let mut st = GithubSettings::default();
+    st.max_matrix = 100;
+    let wf = github_workflow(&big, &GithubOptions::new("stack.yaml", st)).unwrap();
+    assert!(wf.contains("strategy:") && wf.contains("_2) }}"), "matrix chunks");
+    files.push(("matrix.yml".to_string(), wf));
+    validate("workflow", &write_all(dir.path(), &files));
+}
+
+/// A stand-in for the stackci binary in gitlab-ci-local runs: `generate` copies the files
+/// the test generated, `build TAG` fails unless every dependency of TAG was built before.
+/// State lives next to the script (the test's directory), outside gitlab-ci-local's
+/// workspace copy.
+const FAKE_STACKCI: &str = r#"#!/bin/bash
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+echo "$*" >> "$root/calls.log"
+case "$1" in
+  generate) cp "$root"/pre/*.yml . ;;
+  build)
+    while read -r dep; do
+      [ -z "$dep" ] || [ -e "$root/built/$dep" ] || { echo "$2 built before its dependency $dep"; exit 1; }
+    done < "$root/deps/$2"
+    mkdir -p "$root/built" && touch "$root/built/$2" ;;
+  index|status|image) ;;
+  *) echo "unexpected: $*"; exit 2 ;;
+esac
+"#;
+
+#[test]
+fn gitlab_component_runs_a_split_pipeline_in_gitlab_ci_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("project");
+    let state = dir.path().join("state");
+    for d in [src.join("templates"), state.join("bin"), state.join("pre"), state.join("deps")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(root().join("templates/stackci.yml"), src.join("templates/stackci.yml")).unwrap();
+    std::fs::write(
+        src.join(".gitlab-ci.yml"),
+        "include:\n  - local: templates/stackci.yml\n    inputs:\n      stack: stack.yaml\n      runner_tags: [linux]\nstages: [build]\n",
+    )
+    .unwrap();
+    let fake = state.join("bin/stackci");
+    std::fs::write(&fake, FAKE_STACKCI).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let s = synthetic(40);
+    for p in &s.packages {
+        let deps: Vec<String> = p.deps.iter().map(|d| s.packages[d.index].tag()).collect();
+        std::fs::write(state.join("deps").join(p.tag()), deps.join("\n") + "\n").unwrap();
+    }
+    let mut opts = GitlabOptions::new("stack.yaml", GitlabSettings::default());
+    opts.settings.max_jobs = 12;
+    let files = gitlab_pipeline(&plan(&s), &s, &opts).unwrap();
+    let parts = files.iter().filter(|f| f.0.contains("-part-")).count();
+    assert!(parts >= 4, "{parts} parts");
+    write_all(&state.join("pre"), &files);
+
+    let path = format!("{}:{}", state.join("bin").display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .arg(root().join("tests/peers/gitlab-local.sh"))
+        .arg(&src)
+        .env("PATH", path)
+        .output()
+        .expect("running tests/peers/gitlab-local.sh");
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "gitlab-ci-local failed:\n{log}");
+    let built = std::fs::read_dir(state.join("built")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(built, 40, "every package built once, dependencies first:\n{log}");
+    let calls = std::fs::read_to_string(state.join("calls.log")).unwrap();
+    assert!(calls.lines().next().unwrap().starts_with("generate gitlab -o stackci-pipeline.yml"), "{calls}");
+    assert!(calls.ends_with("index\nstatus success\n"), "the finish job runs last:\n{calls}");
+    for k in 1..=parts {
+        assert!(log.contains(&format!("stackci part {k} of {parts}")), "part {k} ran:\n{log}");
+    }
+}
