@@ -234,3 +234,116 @@ fn gitlab_component_runs_a_split_pipeline_in_gitlab_ci_local() {
         assert!(log.contains(&format!("stackci part {k} of {parts}")), "part {k} ran:\n{log}");
     }
 }
+
+/// `curl` stand-in for the install script: serves github.com release URLs from a directory.
+const FAKE_CURL: &str = r#"#!/bin/bash
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+echo "$url" >> "$FAKE_RELEASES/requests.log"
+file="$FAKE_RELEASES/${url#https://github.com/}"
+[ -f "$file" ] || exit 22
+if [ -n "$out" ]; then cp "$file" "$out"; else cat "$file"; fi
+"#;
+
+#[test]
+fn action_install_script_verifies_the_release_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = match std::env::consts::ARCH {
+        "x86_64" => "x86_64-unknown-linux-gnu",
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        other => panic!("no release binary for {other}: this test needs Linux x86_64 or aarch64"),
+    };
+    let releases = dir.path().join("releases");
+    let latest = releases.join("acme/stackci/releases/latest/download");
+    std::fs::create_dir_all(&latest).unwrap();
+    let payload = dir.path().join("payload");
+    std::fs::create_dir_all(&payload).unwrap();
+    std::fs::write(payload.join("stackci"), "#!/bin/sh\necho 'stackci 9.9.9'\n").unwrap();
+    std::fs::set_permissions(payload.join("stackci"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let asset = format!("stackci-{target}.tar.gz");
+    let tar = Command::new("tar").arg("-czf").arg(latest.join(&asset)).arg("-C").arg(&payload).arg("stackci").status().unwrap();
+    assert!(tar.success());
+    let sum = Digest::of(&std::fs::read(latest.join(&asset)).unwrap()).hex();
+    std::fs::write(latest.join(format!("{asset}.sha256")), format!("{sum}  {asset}\n")).unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("curl"), FAKE_CURL).unwrap();
+    std::fs::set_permissions(bin.join("curl"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let run = |sha: &str, rt: &str| {
+        let (gh_path, gh_out) = (dir.path().join(format!("{rt}.path")), dir.path().join(format!("{rt}.out")));
+        let out = Command::new("bash")
+            .arg(root().join("scripts/install-stackci.sh"))
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .env("FAKE_RELEASES", &releases)
+            .env("INPUT_REPOSITORY", "acme/stackci")
+            .env("INPUT_VERSION", "latest")
+            .env("INPUT_SHA256", sha)
+            .env("INPUT_CARGO_FALLBACK", "false")
+            .env("RUNNER_TEMP", dir.path().join(rt))
+            .env("GITHUB_PATH", &gh_path)
+            .env("GITHUB_OUTPUT", &gh_out)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), log, std::fs::read_to_string(gh_out).unwrap_or_default())
+    };
+    let (ok, log, outputs) = run("", "rt1");
+    assert!(ok, "{log}");
+    let installed = dir.path().join("rt1/stackci/bin");
+    assert_eq!(outputs, format!("version=9.9.9\npath={}/stackci\n", installed.display()), "{log}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("rt1.path")).unwrap(), format!("{}\n", installed.display()));
+    // A pinned checksum that does not match: refused, nothing installed.
+    let (ok, log, _) = run(&"0".repeat(64), "rt2");
+    assert!(!ok && log.contains("sha256 mismatch"), "{log}");
+    assert!(!dir.path().join("rt2/stackci/bin/stackci").exists());
+}
+
+#[test]
+fn project_workflows_and_action_are_valid() {
+    let mut workflows: Vec<PathBuf> = std::fs::read_dir(root().join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    workflows.sort();
+    assert!(workflows.len() >= 2, "{workflows:?}");
+    validate("workflow", &workflows);
+    validate("action", &[root().join("action.yml")]);
+}
+
+/// The component's `spec:` document and its jobs with the inputs filled in (as GitLab does
+/// before validating), each checked against GitLab's schema.
+#[test]
+fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
+    let text = std::fs::read_to_string(root().join("templates/stackci.yml")).unwrap();
+    let (spec, body) = text.split_once("\n---\n").expect("spec document, then the jobs");
+    let spec_doc: serde_json::Value = serde_saphyr::from_str(spec).unwrap();
+    let inputs = spec_doc["spec"]["inputs"].as_object().unwrap();
+    let names: BTreeSet<&str> = inputs.keys().map(String::as_str).collect();
+    assert_eq!(names, BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "version"]));
+    let values = BTreeMap::from([
+        ("stack", "envs/stack.yaml"),
+        ("mirror", "oci://registry.example.com/mirror"),
+        ("image", "registry.example.com/stackci:0.1"),
+        ("runner_tags", "[linux, big]"),
+        ("version", "0.1.0"),
+        ("stage", "build"),
+    ]);
+    let mut filled = body.to_string();
+    for (k, v) in &values {
+        filled = filled.replace(&format!("$[[ inputs.{k} ]]"), v);
+    }
+    assert!(!filled.contains("$[["), "every interpolation is an input:\n{filled}");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("spec.yml"), dir.path().join("jobs.yml"));
+    std::fs::write(&a, format!("{spec}\n")).unwrap();
+    std::fs::write(&b, filled).unwrap();
+    validate("gitlab", &[a, b]);
+}
