@@ -86,7 +86,11 @@ impl Plan {
                 level,
             });
         }
-        Plan { stack: stack.name.clone(), mirror, packages }
+        Plan {
+            stack: stack.name.clone(),
+            mirror,
+            packages,
+        }
     }
 
     /// The entries that must be built, in dependency order.

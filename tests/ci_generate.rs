@@ -26,11 +26,19 @@ fn validate(kind: &str, files: &[PathBuf]) {
         .args(files)
         .output()
         .expect("running tests/peers/validate.sh");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "validate.sh {kind} failed:\n{text}");
     let passes = text.lines().filter(|l| l.starts_with("PASS ")).count();
     let per_file = if kind == "workflow" { 2 } else { 1 };
-    assert_eq!(passes, files.len() * per_file, "every file passes every validator:\n{text}");
+    assert_eq!(
+        passes,
+        files.len() * per_file,
+        "every file passes every validator:\n{text}"
+    );
 }
 
 /// Writes generated `(path, yaml)` files under `dir`; returns their paths.
@@ -47,11 +55,21 @@ fn write_all(dir: &Path, files: &[(String, String)]) -> Vec<PathBuf> {
 }
 
 fn hash(seed: &str) -> String {
-    data_encoding::BASE32_NOPAD.encode(Digest::of(seed.as_bytes()).hex().as_bytes()).to_ascii_lowercase()[..32].to_string()
+    data_encoding::BASE32_NOPAD
+        .encode(Digest::of(seed.as_bytes()).hex().as_bytes())
+        .to_ascii_lowercase()[..32]
+        .to_string()
 }
 
 fn package(name: &str, deps: Vec<Dep>) -> Package {
-    Package { name: name.into(), version: "1.0".into(), hash: hash(name), deps, recipe: Recipe::Script("make".into()), source: None }
+    Package {
+        name: name.into(),
+        version: "1.0".into(),
+        hash: hash(name),
+        deps,
+        recipe: Recipe::Script("make".into()),
+        source: None,
+    }
 }
 
 fn empty_stack(name: &str) -> Stack {
@@ -79,8 +97,22 @@ fn small() -> Stack {
         package("libreport", vec![dep(0, DepKind::Runtime), dep(2, DepKind::Runtime)]),
         package("hello", vec![dep(3, DepKind::Runtime)]),
     ];
-    s.images.insert("tools".into(), ImageSpec { base: "scratch".into(), packages: vec![4], ..Default::default() });
-    s.images.insert("libs".into(), ImageSpec { base: "scratch".into(), packages: vec![3], ..Default::default() });
+    s.images.insert(
+        "tools".into(),
+        ImageSpec {
+            base: "scratch".into(),
+            packages: vec![4],
+            ..Default::default()
+        },
+    );
+    s.images.insert(
+        "libs".into(),
+        ImageSpec {
+            base: "scratch".into(),
+            packages: vec![3],
+            ..Default::default()
+        },
+    );
     s
 }
 
@@ -96,7 +128,10 @@ fn synthetic(n: usize) -> Stack {
             let u = ((x >> (4 * k)) & 0xffff) as f64 / 65536.0;
             let d = ((i as f64) * u * u) as usize;
             if !deps.iter().any(|e| e.index == d) {
-                deps.push(Dep { index: d, kind: DepKind::Runtime });
+                deps.push(Dep {
+                    index: d,
+                    kind: DepKind::Runtime,
+                });
             }
         }
         s.packages.push(package(&format!("pkg{i}"), deps));
@@ -111,7 +146,12 @@ fn plan(stack: &Stack) -> Plan {
 /// The package build jobs of a GitLab file: jobs extending the template, except stackci's own.
 fn build_jobs(yaml: &str) -> Vec<String> {
     let v: serde_json::Value = serde_saphyr::from_str(yaml).expect("generated YAML parses");
-    v.as_object().unwrap().iter().filter(|(k, j)| !k.starts_with("stackci") && j.get("extends").is_some()).map(|(k, _)| k.clone()).collect()
+    v.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, j)| !k.starts_with("stackci") && j.get("extends").is_some())
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 #[test]
@@ -138,7 +178,11 @@ fn gitlab_split_pipelines_pass_the_schema_and_hold_every_job() {
     let s = synthetic(1200);
     let opts = GitlabOptions::new("stack.yaml", GitlabSettings::default());
     let files = gitlab_pipeline(&plan(&s), &s, &opts).unwrap();
-    assert!(files.len() >= 4, "driver, at least 2 parts, images: got {}", files.len());
+    assert!(
+        files.len() >= 4,
+        "driver, at least 2 parts, images: got {}",
+        files.len()
+    );
     let parts: Vec<&(String, String)> = files.iter().filter(|f| f.0.contains("-part-")).collect();
     assert!(parts.len() >= 3, "1200 jobs at most 500 per part");
     assert_eq!(parts.iter().map(|p| build_jobs(&p.1).len()).sum::<usize>(), 1200);
@@ -151,15 +195,22 @@ fn github_workflows_pass_the_schema_and_actionlint() {
     let mut files = Vec::new();
     let s = small();
     let mut settings = CiSettings::default().github;
-    files.push(("small.yml".to_string(), github_workflow(&s, &GithubOptions::new("stack.yaml", settings.clone())).unwrap()));
+    files.push((
+        "small.yml".to_string(),
+        github_workflow(&s, &GithubOptions::new("stack.yaml", settings.clone())).unwrap(),
+    ));
     settings.setup_steps = vec![serde_json::json!({"name": "Tools", "run": "sudo apt-get install -y gfortran"})];
     settings.container = Some(serde_json::json!("debian:12"));
-    settings.env.insert("STACKCI_MIRROR".into(), "oci://ghcr.io/acme/mirror".into());
-    files.push(("custom.yml".to_string(), github_workflow(&s, &GithubOptions::new("envs/stack.yaml", settings)).unwrap()));
+    settings
+        .env
+        .insert("STACKCI_MIRROR".into(), "oci://ghcr.io/acme/mirror".into());
+    files.push((
+        "custom.yml".to_string(),
+        github_workflow(&s, &GithubOptions::new("envs/stack.yaml", settings)).unwrap(),
+    ));
     // Matrix mode, with levels split into chunks.
     let big = synthetic(2000);
-    let mut st = GithubSettings::default();
-    st.max_matrix = 100;
+    let st = GithubSettings { max_matrix: 100, ..Default::default() };
     let wf = github_workflow(&big, &GithubOptions::new("stack.yaml", st)).unwrap();
     assert!(wf.contains("strategy:") && wf.contains("_2) }}"), "matrix chunks");
     files.push(("matrix.yml".to_string(), wf));
@@ -191,7 +242,12 @@ fn gitlab_component_runs_a_split_pipeline_in_gitlab_ci_local() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("project");
     let state = dir.path().join("state");
-    for d in [src.join("templates"), state.join("bin"), state.join("pre"), state.join("deps")] {
+    for d in [
+        src.join("templates"),
+        state.join("bin"),
+        state.join("pre"),
+        state.join("deps"),
+    ] {
         std::fs::create_dir_all(d).unwrap();
     }
     std::fs::copy(root().join("templates/stackci.yml"), src.join("templates/stackci.yml")).unwrap();
@@ -223,15 +279,32 @@ fn gitlab_component_runs_a_split_pipeline_in_gitlab_ci_local() {
         .env("PATH", path)
         .output()
         .expect("running tests/peers/gitlab-local.sh");
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "gitlab-ci-local failed:\n{log}");
     let built = std::fs::read_dir(state.join("built")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(built, 40, "every package built once, dependencies first:\n{log}");
     let calls = std::fs::read_to_string(state.join("calls.log")).unwrap();
-    assert!(calls.lines().next().unwrap().starts_with("generate gitlab -o stackci-pipeline.yml"), "{calls}");
-    assert!(calls.ends_with("index\nstatus success\n"), "the finish job runs last:\n{calls}");
+    assert!(
+        calls
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("generate gitlab -o stackci-pipeline.yml"),
+        "{calls}"
+    );
+    assert!(
+        calls.ends_with("index\nstatus success\n"),
+        "the finish job runs last:\n{calls}"
+    );
     for k in 1..=parts {
-        assert!(log.contains(&format!("stackci part {k} of {parts}")), "part {k} ran:\n{log}");
+        assert!(
+            log.contains(&format!("stackci part {k} of {parts}")),
+            "part {k} ran:\n{log}"
+        );
     }
 }
 
@@ -265,9 +338,20 @@ fn action_install_script_verifies_the_release_archive() {
     let payload = dir.path().join("payload");
     std::fs::create_dir_all(&payload).unwrap();
     std::fs::write(payload.join("stackci"), "#!/bin/sh\necho 'stackci 9.9.9'\n").unwrap();
-    std::fs::set_permissions(payload.join("stackci"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        payload.join("stackci"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let asset = format!("stackci-{target}.tar.gz");
-    let tar = Command::new("tar").arg("-czf").arg(latest.join(&asset)).arg("-C").arg(&payload).arg("stackci").status().unwrap();
+    let tar = Command::new("tar")
+        .arg("-czf")
+        .arg(latest.join(&asset))
+        .arg("-C")
+        .arg(&payload)
+        .arg("stackci")
+        .status()
+        .unwrap();
     assert!(tar.success());
     let sum = Digest::of(&std::fs::read(latest.join(&asset)).unwrap()).hex();
     std::fs::write(latest.join(format!("{asset}.sha256")), format!("{sum}  {asset}\n")).unwrap();
@@ -277,7 +361,10 @@ fn action_install_script_verifies_the_release_archive() {
     std::fs::set_permissions(bin.join("curl"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     let run = |sha: &str, rt: &str| {
-        let (gh_path, gh_out) = (dir.path().join(format!("{rt}.path")), dir.path().join(format!("{rt}.out")));
+        let (gh_path, gh_out) = (
+            dir.path().join(format!("{rt}.path")),
+            dir.path().join(format!("{rt}.out")),
+        );
         let out = Command::new("bash")
             .arg(root().join("scripts/install-stackci.sh"))
             .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
@@ -292,13 +379,24 @@ fn action_install_script_verifies_the_release_archive() {
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.success(), log, std::fs::read_to_string(gh_out).unwrap_or_default())
+        (
+            out.status.success(),
+            log,
+            std::fs::read_to_string(gh_out).unwrap_or_default(),
+        )
     };
     let (ok, log, outputs) = run("", "rt1");
     assert!(ok, "{log}");
     let installed = dir.path().join("rt1/stackci/bin");
-    assert_eq!(outputs, format!("version=9.9.9\npath={}/stackci\n", installed.display()), "{log}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("rt1.path")).unwrap(), format!("{}\n", installed.display()));
+    assert_eq!(
+        outputs,
+        format!("version=9.9.9\npath={}/stackci\n", installed.display()),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rt1.path")).unwrap(),
+        format!("{}\n", installed.display())
+    );
     // A pinned checksum that does not match: refused, nothing installed.
     let (ok, log, _) = run(&"0".repeat(64), "rt2");
     assert!(!ok && log.contains("sha256 mismatch"), "{log}");
@@ -327,7 +425,10 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
     let spec_doc: serde_json::Value = serde_saphyr::from_str(spec).unwrap();
     let inputs = spec_doc["spec"]["inputs"].as_object().unwrap();
     let names: BTreeSet<&str> = inputs.keys().map(String::as_str).collect();
-    assert_eq!(names, BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "version"]));
+    assert_eq!(
+        names,
+        BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "version"])
+    );
     let values = BTreeMap::from([
         ("stack", "envs/stack.yaml"),
         ("mirror", "oci://registry.example.com/mirror"),

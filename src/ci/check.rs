@@ -47,7 +47,11 @@ pub fn check(path: &Path, rendered: &str, regenerate: &str) -> Result<(), CheckE
         .context_radius(3)
         .header(&format!("a/{shown} (committed)"), &format!("b/{shown} (generated)"))
         .to_string();
-    Err(CheckError::Stale { path: path.to_path_buf(), diff, regenerate: regenerate.to_string() })
+    Err(CheckError::Stale {
+        path: path.to_path_buf(),
+        diff,
+        regenerate: regenerate.to_string(),
+    })
 }
 
 /// `\r\n` and lone `\r` become `\n`; the text ends with exactly one `\n`.
@@ -79,18 +83,29 @@ mod tests {
         let f = dir.path().join("w.yml");
         std::fs::write(&f, "a: 1\nb: 2\nc: 3\n").unwrap();
         let err = check(&f, "a: 1\nb: 20\nc: 3\n", "stackci generate github -o w.yml").unwrap_err();
-        let CheckError::Stale { diff, .. } = &err else { panic!("{err}") };
+        let CheckError::Stale { diff, .. } = &err else {
+            panic!("{err}")
+        };
         assert!(diff.contains("-b: 2\n+b: 20\n"), "{diff}");
         assert!(diff.contains("(committed)") && diff.contains("(generated)"), "{diff}");
         let msg = err.to_string();
-        assert!(msg.contains("is out of date") && msg.ends_with("hint: run `stackci generate github -o w.yml` and commit the result"), "{msg}");
+        assert!(
+            msg.contains("is out of date")
+                && msg.ends_with("hint: run `stackci generate github -o w.yml` and commit the result"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_file_names_the_path_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("missing.yml");
-        let msg = check(&f, "a: 1\n", "stackci generate github -o missing.yml").unwrap_err().to_string();
-        assert!(msg.contains("missing.yml") && msg.contains("hint: run `stackci generate github -o missing.yml`"), "{msg}");
+        let msg = check(&f, "a: 1\n", "stackci generate github -o missing.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("missing.yml") && msg.contains("hint: run `stackci generate github -o missing.yml`"),
+            "{msg}"
+        );
     }
 }

@@ -46,12 +46,20 @@ pub struct GithubOptions {
 impl GithubOptions {
     /// Options with the default output path.
     pub fn new(stack_file: impl Into<String>, settings: GithubSettings) -> GithubOptions {
-        GithubOptions { stack_file: stack_file.into(), output: DEFAULT_OUTPUT.to_string(), settings }
+        GithubOptions {
+            stack_file: stack_file.into(),
+            output: DEFAULT_OUTPUT.to_string(),
+            settings,
+        }
     }
 
     /// The command that rewrites the workflow (the `--check` hint).
     pub fn regenerate_command(&self) -> String {
-        format!("stackci --stack {} generate github -o {}", shell_quote(&self.stack_file), shell_quote(&self.output))
+        format!(
+            "stackci --stack {} generate github -o {}",
+            shell_quote(&self.stack_file),
+            shell_quote(&self.output)
+        )
     }
 }
 
@@ -99,7 +107,11 @@ struct Chunk {
 
 impl Layout {
     fn new(stack: &Stack, s: &GithubSettings) -> Result<Layout> {
-        ensure!((1..=256).contains(&s.max_matrix), "ci.github.max_matrix is {}; it must be between 1 and 256", s.max_matrix);
+        ensure!(
+            (1..=256).contains(&s.max_matrix),
+            "ci.github.max_matrix is {}; it must be between 1 and 256",
+            s.max_matrix
+        );
         let n = stack.packages.len();
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for p in stack.packages.iter().filter(|p| !p.is_external()) {
@@ -108,11 +120,22 @@ impl Layout {
         let keys: Vec<Option<String>> = stack
             .packages
             .iter()
-            .map(|p| (!p.is_external()).then(|| if by_name[&p.name.to_lowercase()] == 1 { p.name.clone() } else { p.tag() }))
+            .map(|p| {
+                (!p.is_external()).then(|| {
+                    if by_name[&p.name.to_lowercase()] == 1 {
+                        p.name.clone()
+                    } else {
+                        p.tag()
+                    }
+                })
+            })
             .collect();
         let buildable = keys.iter().filter(|k| k.is_some()).count();
         if buildable <= s.max_package_jobs {
-            let mut ids: Vec<Option<String>> = keys.iter().map(|k| k.as_deref().map(|k| format!("build-{}", job_id_part(k)))).collect();
+            let mut ids: Vec<Option<String>> = keys
+                .iter()
+                .map(|k| k.as_deref().map(|k| format!("build-{}", job_id_part(k))))
+                .collect();
             let mut seen: HashMap<String, usize> = HashMap::new();
             for id in ids.iter().flatten() {
                 *seen.entry(id.clone()).or_default() += 1;
@@ -123,7 +146,10 @@ impl Layout {
                     id.push_str(&stack.packages[i].hash);
                 }
             }
-            return Ok(Layout { keys, mode: Mode::PerPackage(ids) });
+            return Ok(Layout {
+                keys,
+                mode: Mode::PerPackage(ids),
+            });
         }
         // Static levels over non-external edges.
         let mut level = vec![0usize; n];
@@ -132,7 +158,13 @@ impl Layout {
             if p.is_external() {
                 continue;
             }
-            level[i] = p.deps.iter().filter(|d| !stack.packages[d.index].is_external()).map(|d| level[d.index] + 1).max().unwrap_or(0);
+            level[i] = p
+                .deps
+                .iter()
+                .filter(|d| !stack.packages[d.index].is_external())
+                .map(|d| level[d.index] + 1)
+                .max()
+                .unwrap_or(0);
             if levels.len() <= level[i] {
                 levels.resize_with(level[i] + 1, Vec::new);
             }
@@ -147,19 +179,40 @@ impl Layout {
                 let (id, output, name) = if parts == 1 {
                     (format!("level-{l}"), format!("level_{l}"), format!("level {l}"))
                 } else {
-                    (format!("level-{l}-{}", k + 1), format!("level_{l}_{}", k + 1), format!("level {l} ({} of {parts})", k + 1))
+                    (
+                        format!("level-{l}-{}", k + 1),
+                        format!("level_{l}_{}", k + 1),
+                        format!("level {l} ({} of {parts})", k + 1),
+                    )
                 };
-                chunks.push(Chunk { id, output, name, members: slice.to_vec(), needs: below.clone() });
+                chunks.push(Chunk {
+                    id,
+                    output,
+                    name,
+                    members: slice.to_vec(),
+                    needs: below.clone(),
+                });
             }
             below = (first..chunks.len()).collect();
         }
-        Ok(Layout { keys, mode: Mode::Matrix(chunks) })
+        Ok(Layout {
+            keys,
+            mode: Mode::Matrix(chunks),
+        })
     }
 }
 
 /// `s` with every character GitHub does not allow in a job id replaced by `_`.
 fn job_id_part(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `s` as a single-quoted GitHub expression string literal.
@@ -174,8 +227,17 @@ fn expr_str(s: &str) -> String {
 /// Selected packages are built when the mirror lacks them (or always, with `force`);
 /// whatever they need that the mirror lacks is built too: all dependencies of a package
 /// to build, and the runtime dependencies of a cached one.
-pub fn github_plan_outputs(stack: &Stack, plan: &Plan, select: &Selection, settings: &GithubSettings) -> Result<String> {
-    ensure!(plan.packages.len() == stack.packages.len(), "the plan does not belong to stack {}", stack.name);
+pub fn github_plan_outputs(
+    stack: &Stack,
+    plan: &Plan,
+    select: &Selection,
+    settings: &GithubSettings,
+) -> Result<String> {
+    ensure!(
+        plan.packages.len() == stack.packages.len(),
+        "the plan does not belong to stack {}",
+        stack.name
+    );
     let layout = Layout::new(stack, settings)?;
     let n = stack.packages.len();
     let roots: Vec<usize> = if select.packages.is_empty() {
@@ -183,8 +245,13 @@ pub fn github_plan_outputs(stack: &Stack, plan: &Plan, select: &Selection, setti
     } else {
         let mut roots = Vec::with_capacity(select.packages.len());
         for name in &select.packages {
-            let Some(i) = stack.find(name) else { bail!("unknown package {name:?} (or ambiguous: use its tag or hash)") };
-            ensure!(!stack.packages[i].is_external(), "package {name:?} is external: it is never built");
+            let Some(i) = stack.find(name) else {
+                bail!("unknown package {name:?} (or ambiguous: use its tag or hash)")
+            };
+            ensure!(
+                !stack.packages[i].is_external(),
+                "package {name:?} is external: it is never built"
+            );
             roots.push(i);
         }
         roots
@@ -209,7 +276,10 @@ pub fn github_plan_outputs(stack: &Stack, plan: &Plan, select: &Selection, setti
         }
     }
     let list = |f: &dyn Fn(usize) -> bool, among: &mut dyn Iterator<Item = usize>| -> Result<String> {
-        let keys: Vec<&str> = among.filter(|&i| f(i)).filter_map(|i| layout.keys[i].as_deref()).collect();
+        let keys: Vec<&str> = among
+            .filter(|&i| f(i))
+            .filter_map(|i| layout.keys[i].as_deref())
+            .collect();
         Ok(serde_json::to_string(&keys)?)
     };
     let mut out = String::new();
@@ -217,7 +287,11 @@ pub fn github_plan_outputs(stack: &Stack, plan: &Plan, select: &Selection, setti
         Mode::PerPackage(_) => out.push_str(&format!("build={}\n", list(&|i| build[i], &mut (0..n))?)),
         Mode::Matrix(chunks) => {
             for c in chunks {
-                out.push_str(&format!("{}={}\n", c.output, list(&|i| build[i], &mut c.members.iter().copied())?));
+                out.push_str(&format!(
+                    "{}={}\n",
+                    c.output,
+                    list(&|i| build[i], &mut c.members.iter().copied())?
+                ));
             }
         }
     }
@@ -344,7 +418,10 @@ stackci plan --github-output "${args[@]}" "${packages[@]}"
 
 /// The stackci steps shared by every job: checkout, setup steps, install.
 fn prelude(s: &GithubSettings) -> Vec<Step<'_>> {
-    let mut steps = vec![Step::Ours(OurStep { uses: Some("actions/checkout@v5".into()), ..Default::default() })];
+    let mut steps = vec![Step::Ours(OurStep {
+        uses: Some("actions/checkout@v5".into()),
+        ..Default::default()
+    })];
     steps.extend(s.setup_steps.iter().map(Step::Theirs));
     steps.push(Step::Ours(OurStep {
         name: Some("Install stackci".into()),
@@ -357,12 +434,26 @@ fn prelude(s: &GithubSettings) -> Vec<Step<'_>> {
 
 fn run(name: impl Into<String>, script: impl Into<String>) -> OurStep {
     let script = script.into();
-    let run = if script.trim_end().contains('\n') { Run::Block(script) } else { Run::Line(script) };
-    OurStep { name: Some(name.into()), run: Some(run), ..Default::default() }
+    let run = if script.trim_end().contains('\n') {
+        Run::Block(script)
+    } else {
+        Run::Line(script)
+    };
+    OurStep {
+        name: Some(name.into()),
+        run: Some(run),
+        ..Default::default()
+    }
 }
 
 /// A job with the settings every job shares.
-fn job<'a>(s: &'a GithubSettings, name: String, needs: Vec<String>, condition: Option<String>, steps: Vec<Step<'a>>) -> Job<'a> {
+fn job<'a>(
+    s: &'a GithubSettings,
+    name: String,
+    needs: Vec<String>,
+    condition: Option<String>,
+    steps: Vec<Step<'a>>,
+) -> Job<'a> {
     Job {
         name,
         needs,
@@ -382,7 +473,10 @@ fn job<'a>(s: &'a GithubSettings, name: String, needs: Vec<String>, condition: O
 pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
     let s = &opts.settings;
     for step in &s.setup_steps {
-        ensure!(step.is_object(), "ci.github.setup_steps: each step must be a mapping, found {step}");
+        ensure!(
+            step.is_object(),
+            "ci.github.setup_steps: each step must be a mapping, found {step}"
+        );
     }
     let layout = Layout::new(stack, s)?;
     let job = |name, needs, condition, steps| job(s, name, needs, condition, steps);
@@ -390,11 +484,20 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
 
     // plan
     let mut steps = prelude(s);
-    steps.push(Step::Ours(run("Check that this workflow is up to date", format!("stackci generate github --check -o {}", shell_quote(&opts.output)))));
-    steps.push(Step::Ours(OurStep { continue_on_error: Some(true), ..run("Report pending status", "stackci status pending") }));
+    steps.push(Step::Ours(run(
+        "Check that this workflow is up to date",
+        format!("stackci generate github --check -o {}", shell_quote(&opts.output)),
+    )));
+    steps.push(Step::Ours(OurStep {
+        continue_on_error: Some(true),
+        ..run("Report pending status", "stackci status pending")
+    }));
     steps.push(Step::Ours(OurStep {
         id: Some("plan"),
-        env: Some(BTreeMap::from([("FORCE", "${{ inputs.force }}".to_string()), ("PACKAGES", "${{ inputs.packages }}".to_string())])),
+        env: Some(BTreeMap::from([
+            ("FORCE", "${{ inputs.force }}".to_string()),
+            ("PACKAGES", "${{ inputs.packages }}".to_string()),
+        ])),
         ..run("Plan", PLAN_SCRIPT)
     }));
     let output_names: Vec<String> = match &layout.mode {
@@ -403,25 +506,42 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
     };
     let mut plan = job("plan".into(), vec![], None, steps);
     plan.outputs = Some(Ordered(
-        output_names.iter().chain(["force".to_string()].iter()).map(|o| (o.clone(), format!("${{{{ steps.plan.outputs.{o} }}}}"))).collect(),
+        output_names
+            .iter()
+            .chain(["force".to_string()].iter())
+            .map(|o| (o.clone(), format!("${{{{ steps.plan.outputs.{o} }}}}")))
+            .collect(),
     ));
     jobs.push(("plan".into(), plan));
 
     let ok = "!cancelled() && !failure()";
-    let force_flag = |key_expr: &str| format!("${{{{ contains(fromJSON(needs.plan.outputs.force), {key_expr}) && '--force' || '' }}}}");
+    let force_flag = |key_expr: &str| {
+        format!("${{{{ contains(fromJSON(needs.plan.outputs.force), {key_expr}) && '--force' || '' }}}}")
+    };
     match &layout.mode {
         Mode::PerPackage(ids) => {
             for (i, id) in ids.iter().enumerate() {
-                let (Some(id), Some(key)) = (id, &layout.keys[i]) else { continue };
+                let (Some(id), Some(key)) = (id, &layout.keys[i]) else {
+                    continue;
+                };
                 let p = &stack.packages[i];
                 let mut needs = vec!["plan".to_string()];
                 needs.extend(p.deps.iter().filter_map(|d| ids[d.index].clone()));
                 needs[1..].sort();
                 needs.dedup();
-                let cond = format!("${{{{ {ok} && contains(fromJSON(needs.plan.outputs.build), {}) }}}}", expr_str(key));
+                let cond = format!(
+                    "${{{{ {ok} && contains(fromJSON(needs.plan.outputs.build), {}) }}}}",
+                    expr_str(key)
+                );
                 let mut steps = prelude(s);
-                steps.push(Step::Ours(run(format!("Build {} {}", p.name, p.version), format!("stackci build {} {}", shell_quote(key), force_flag(&expr_str(key))))));
-                jobs.push((id.clone(), job(format!("{} {}", p.name, p.version), needs, Some(cond), steps)));
+                steps.push(Step::Ours(run(
+                    format!("Build {} {}", p.name, p.version),
+                    format!("stackci build {} {}", shell_quote(key), force_flag(&expr_str(key))),
+                )));
+                jobs.push((
+                    id.clone(),
+                    job(format!("{} {}", p.name, p.version), needs, Some(cond), steps),
+                ));
             }
         }
         Mode::Matrix(chunks) => {
@@ -430,11 +550,24 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                 needs.extend(c.needs.iter().map(|&k| chunks[k].id.clone()));
                 let cond = format!("${{{{ {ok} && needs.plan.outputs.{} != '[]' }}}}", c.output);
                 let mut steps = prelude(s);
-                let mut build = run("Build ${{ matrix.package }}", format!("stackci build \"$PACKAGE\" {}", force_flag("matrix.package")));
+                let mut build = run(
+                    "Build ${{ matrix.package }}",
+                    format!("stackci build \"$PACKAGE\" {}", force_flag("matrix.package")),
+                );
                 build.env = Some(BTreeMap::from([("PACKAGE", "${{ matrix.package }}".to_string())]));
                 steps.push(Step::Ours(build));
-                let mut j = job(format!("{} ${{{{ matrix.package }}}}", c.name), needs, Some(cond), steps);
-                j.strategy = Some(Strategy { fail_fast: false, matrix: Matrix { package: format!("${{{{ fromJSON(needs.plan.outputs.{}) }}}}", c.output) } });
+                let mut j = job(
+                    format!("{} ${{{{ matrix.package }}}}", c.name),
+                    needs,
+                    Some(cond),
+                    steps,
+                );
+                j.strategy = Some(Strategy {
+                    fail_fast: false,
+                    matrix: Matrix {
+                        package: format!("${{{{ fromJSON(needs.plan.outputs.{}) }}}}", c.output),
+                    },
+                });
                 jobs.push((c.id.clone(), j));
             }
         }
@@ -444,11 +577,22 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
     if !stack.images.is_empty() {
         let mut steps = prelude(s);
         for name in stack.images.keys() {
-            ensure!(!name.contains(['"', '\\', '`', '$']), "image name {name:?} cannot be used in a workflow");
+            ensure!(
+                !name.contains(['"', '\\', '`', '$']),
+                "image name {name:?} cannot be used in a workflow"
+            );
             let to = s.image_to.replace("{image}", name);
-            steps.push(Step::Ours(run(format!("Publish image {name}"), format!("stackci image {} --to \"{to}\"", shell_quote(name)))));
+            steps.push(Step::Ours(run(
+                format!("Publish image {name}"),
+                format!("stackci image {} --to \"{to}\"", shell_quote(name)),
+            )));
         }
-        let mut j = job("images".into(), all.clone(), Some(format!("${{{{ {ok} && startsWith(github.ref, 'refs/tags/') }}}}")), steps);
+        let mut j = job(
+            "images".into(),
+            all.clone(),
+            Some(format!("${{{{ {ok} && startsWith(github.ref, 'refs/tags/') }}}}")),
+            steps,
+        );
         j.permissions = Some(BTreeMap::from([("contents", "read"), ("packages", "write")]));
         jobs.push(("images".into(), j));
     }
@@ -462,9 +606,15 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
     )]));
     steps.push(Step::Ours(report));
     let needs: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
-    jobs.push(("report".into(), job("report".into(), needs, Some("${{ always() }}".into()), steps)));
+    jobs.push((
+        "report".into(),
+        job("report".into(), needs, Some("${{ always() }}".into()), steps),
+    ));
 
-    let mut env: BTreeMap<&str, &str> = BTreeMap::from([("STACKCI_STACK", opts.stack_file.as_str()), ("GITHUB_TOKEN", "${{ github.token }}")]);
+    let mut env: BTreeMap<&str, &str> = BTreeMap::from([
+        ("STACKCI_STACK", opts.stack_file.as_str()),
+        ("GITHUB_TOKEN", "${{ github.token }}"),
+    ]);
     for (k, v) in &s.env {
         if env.insert(k, v).is_some() {
             bail!("ci.github.env sets {k}, which the generator sets itself");
@@ -479,7 +629,11 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                 inputs: Ordered(vec![
                     (
                         "force",
-                        Input { description: "Rebuild the selected packages even when the mirror has them", kind: "boolean", default: false.into() },
+                        Input {
+                            description: "Rebuild the selected packages even when the mirror has them",
+                            kind: "boolean",
+                            default: false.into(),
+                        },
                     ),
                     (
                         "packages",

@@ -4,6 +4,6 @@ pub mod check;
 pub mod github;
 pub mod gitlab;
 pub mod settings;
-mod yaml;
 #[cfg(test)]
 mod testutil;
+mod yaml;

@@ -20,7 +20,10 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         let deps = deps
             .iter()
             .map(|d| Dep {
-                index: packages.iter().position(|p| p.name == *d).expect("dependency listed first"),
+                index: packages
+                    .iter()
+                    .position(|p| p.name == *d)
+                    .expect("dependency listed first"),
                 kind: DepKind::Runtime,
             })
             .collect();
@@ -59,8 +62,19 @@ pub(crate) fn small() -> Stack {
         ],
     );
     s.packages[1].deps.clear();
-    s.packages[2].deps = vec![Dep { index: 1, kind: DepKind::Build }];
-    s.images.insert("tools".into(), ImageSpec { base: "scratch".into(), packages: vec![4], entrypoint: vec!["hello".into()], ..Default::default() });
+    s.packages[2].deps = vec![Dep {
+        index: 1,
+        kind: DepKind::Build,
+    }];
+    s.images.insert(
+        "tools".into(),
+        ImageSpec {
+            base: "scratch".into(),
+            packages: vec![4],
+            entrypoint: vec!["hello".into()],
+            ..Default::default()
+        },
+    );
     s
 }
 
@@ -76,7 +90,10 @@ pub(crate) fn synthetic(n: usize) -> Stack {
             for k in 0..((x >> 33) % 7) {
                 let back = 1 + ((x >> (8 * k)) % 40.min(i as u64)) as usize;
                 if !deps.iter().any(|d| d.index == i - back) {
-                    deps.push(Dep { index: i - back, kind: DepKind::Runtime });
+                    deps.push(Dep {
+                        index: i - back,
+                        kind: DepKind::Runtime,
+                    });
                 }
             }
         }
@@ -94,7 +111,12 @@ pub(crate) fn synthetic(n: usize) -> Stack {
 
 /// The plan of `stack` against a mirror holding the packages named in `cached`.
 pub(crate) fn plan(stack: &Stack, cached: &[&str]) -> Plan {
-    let tags: BTreeSet<String> = stack.packages.iter().filter(|p| cached.contains(&p.name.as_str())).map(|p| p.tag()).collect();
+    let tags: BTreeSet<String> = stack
+        .packages
+        .iter()
+        .filter(|p| cached.contains(&p.name.as_str()))
+        .map(|p| p.tag())
+        .collect();
     Plan::new(stack, "file:///srv/mirror".into(), &tags)
 }
 

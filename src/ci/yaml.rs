@@ -60,11 +60,39 @@ pub(crate) fn literal(s: &str) -> serde_saphyr::LitStr<'_> {
     serde_saphyr::LitStr(s)
 }
 
+/// Appends `s` as a YAML scalar: plain when that is unambiguous for YAML 1.1 and 1.2
+/// readers, else double-quoted with JSON escapes (a subset of YAML's). For the hot path of
+/// the generators, where one serializer call per value costs too much; the plain set is
+/// deliberately narrow: starts with a letter or `_`, continues with letters, digits and
+/// `_ . @ / + -` and inner spaces, and is not one of YAML 1.1's booleans or null.
+pub(crate) fn push_scalar(out: &mut String, s: &str) {
+    let b = s.as_bytes();
+    let plain = b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && b.last().is_some_and(|c| *c != b' ')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'@' | b'/' | b'+' | b'-' | b' '))
+        && !(s.len() <= 5
+            && ["y", "n", "yes", "no", "on", "off", "true", "false", "null"]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(s)));
+    if plain {
+        out.push_str(s);
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    }
+}
+
 /// Quotes `s` for a POSIX shell command line, leaving common safe words bare.
 pub(crate) fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@' | '%' | '+' | '=' | ':' | ','));
-    if safe { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@' | '%' | '+' | '=' | ':' | ',')
+        });
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +103,19 @@ mod tests {
     #[test]
     fn scalars_that_yaml_1_1_would_misread_are_quoted() {
         let mut out = String::new();
-        let values = ["yes", "1.0", "null", "~", "@x", "- x", "*a", "a: b", "x # y", "zlib@1.3 abc", "${{ !cancelled() }}"];
+        let values = [
+            "yes",
+            "1.0",
+            "null",
+            "~",
+            "@x",
+            "- x",
+            "*a",
+            "a: b",
+            "x # y",
+            "zlib@1.3 abc",
+            "${{ !cancelled() }}",
+        ];
         append(&mut out, &BTreeMap::from([("on", values)])).unwrap();
         assert_eq!(
             out,
@@ -89,6 +129,68 @@ mod tests {
         append_entry(&mut out, "run", &literal("echo a\necho b\n")).unwrap();
         append_entry(&mut out, "next", &1).unwrap();
         assert_eq!(out, "run: |\n  echo a\n  echo b\nnext: 1\n");
+    }
+
+    #[test]
+    fn hand_written_scalars_read_back_unchanged() {
+        let cases = [
+            "zlib@1.3.1 mq4wgy3",
+            "stackci build zlib-1.3.1-abc",
+            "level-0",
+            "yes",
+            "No",
+            "ON",
+            "null",
+            "~",
+            "y",
+            "1.0",
+            "0x1f",
+            "1_000",
+            "12:30",
+            "2001-12-14",
+            ".inf",
+            "-x",
+            "- x",
+            "@a",
+            "`b",
+            "a: b",
+            "a #b",
+            "a#b",
+            "x ",
+            " x",
+            "",
+            "\"q\"",
+            "it's",
+            "tab\there",
+            "new\nline",
+            "ünïcode",
+            "a,b",
+            "[x]",
+            "{x}",
+            "*x",
+            "&x",
+            "!x",
+            "%x",
+            "|x",
+            ">x",
+            "?x",
+            "python@3.12.1 abc",
+            "_x",
+            "/usr/bin",
+            "a\\b",
+            "\u{7}",
+        ];
+        for c in cases {
+            let mut out = String::from("k: ");
+            push_scalar(&mut out, c);
+            out.push('\n');
+            let back: BTreeMap<String, String> = serde_saphyr::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+            assert_eq!(back["k"], c, "{out}");
+        }
+        let mut out = String::new();
+        push_scalar(&mut out, "zlib@1.3.1 mq4wgy3");
+        push_scalar(&mut out, "yes");
+        assert_eq!(out, "zlib@1.3.1 mq4wgy3\"yes\"");
     }
 
     #[test]
