@@ -5,6 +5,12 @@
 
 pub mod ci;
 pub mod digest;
+pub mod image;
 pub mod mirror;
+pub mod build;
+pub mod cli;
+mod commands;
 pub mod plan;
+pub mod report;
+pub mod spec;
 pub mod stack;

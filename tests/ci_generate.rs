@@ -69,6 +69,7 @@ fn package(name: &str, deps: Vec<Dep>) -> Package {
         deps,
         recipe: Recipe::Script("make".into()),
         source: None,
+        env: BTreeMap::new(),
     }
 }
 

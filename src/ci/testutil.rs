@@ -34,6 +34,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
             deps,
             recipe: Recipe::Script("make install".into()),
             source: None,
+            env: BTreeMap::new(),
         });
     }
     Stack {
@@ -104,6 +105,7 @@ pub(crate) fn synthetic(n: usize) -> Stack {
             deps,
             recipe: Recipe::Script("true".into()),
             source: None,
+            env: BTreeMap::new(),
         });
     }
     s

@@ -1,1 +1,203 @@
-//! (in progress)
+//! A directory as an [`ObjectStore`]: the `file://` mirror.
+//!
+//! Objects are written to a temporary file in the same directory and renamed into place,
+//! so readers never see partial content. Conditional writes hold an exclusive lock on
+//! `<root>/.stackci-lock` while they compare versions and rename, which makes the
+//! read-compare-write of `index.json` atomic across processes.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::store::{ObjectStore, Precondition, Version};
+use crate::digest::Digest;
+
+const LOCK: &str = ".stackci-lock";
+
+/// An object store rooted at a local directory.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// A store at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsStore { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    /// Creates a temporary file in the directory that will hold `key`.
+    fn temp_for(&self, key: &str) -> Result<tempfile::NamedTempFile> {
+        let dest = self.path(key);
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))
+    }
+
+    fn write_atomic(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.path(key);
+        let mut tmp = self.temp_for(key)?;
+        tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("writing {}", dest.display()))?;
+        tmp.persist(&dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        Ok(())
+    }
+}
+
+fn version_of(bytes: &[u8]) -> Version {
+    Version(Digest::of(bytes).hex())
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+impl ObjectStore for FsStore {
+    fn location(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let path = self.path(key);
+        path.try_exists().with_context(|| format!("checking {}", path.display()))
+    }
+
+    fn open(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>> {
+        let path = self.path(key);
+        match File::open(&path) {
+            Ok(f) => Ok(Some(Box::new(f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+        }
+    }
+
+    fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        let dest = self.path(key);
+        let tmp = self.temp_for(key)?;
+        fs::copy(file, tmp.path()).with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
+        tmp.as_file().sync_all().with_context(|| format!("syncing {}", dest.display()))?;
+        tmp.persist(&dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        Ok(())
+    }
+
+    fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.write_atomic(key, bytes)
+    }
+
+    fn read_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        Ok(read_optional(&self.path(key))?.map(|b| {
+            let v = version_of(&b);
+            (b, v)
+        }))
+    }
+
+    fn write_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<bool> {
+        fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
+        let lock_path = self.root.join(LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening lock file {}", lock_path.display()))?;
+        lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        let current = read_optional(&self.path(key))?.map(|b| version_of(&b));
+        let ok = match (pre, &current) {
+            (Precondition::Absent, None) => true,
+            (Precondition::Matches(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if ok {
+            self.write_atomic(key, bytes)?;
+        }
+        // Dropping `lock` releases it.
+        Ok(ok)
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key)).filter(|p| p.is_file())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = self.path(prefix);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(".tmp-") && entry.file_type()?.is_file() {
+                keys.push(format!("{}{name}", prefix));
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditional_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::new(dir.path());
+        assert!(s.write_if("index.json", b"1", &Precondition::Absent).unwrap());
+        assert!(!s.write_if("index.json", b"2", &Precondition::Absent).unwrap());
+        let (bytes, v) = s.read_versioned("index.json").unwrap().unwrap();
+        assert_eq!(bytes, b"1");
+        assert!(s.write_if("index.json", b"3", &Precondition::Matches(v.clone())).unwrap());
+        assert!(!s.write_if("index.json", b"4", &Precondition::Matches(v)).unwrap());
+        assert_eq!(s.read_versioned("index.json").unwrap().unwrap().0, b"3");
+    }
+
+    #[test]
+    fn concurrent_index_updates_lose_nothing() {
+        use crate::mirror::layout::LayoutMirror;
+        use crate::spec::Descriptor;
+        let dir = tempfile::tempdir().unwrap();
+        let m = std::sync::Arc::new(LayoutMirror::new(FsStore::new(dir.path())));
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let d = Descriptor {
+                            media_type: "x".into(),
+                            digest: Digest::of(format!("{t}-{i}").as_bytes()),
+                            size: 1,
+                            annotations: Default::default(),
+                            extra: Default::default(),
+                        };
+                        m.update_index(|idx| idx.set(&format!("t{t}-{i}"), d.clone())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(m.read_index().unwrap().tags().count(), 160);
+    }
+}

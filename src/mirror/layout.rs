@@ -1,1 +1,231 @@
-//! (in progress)
+//! An OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/...`) on any [`ObjectStore`].
+//!
+//! This is the mirror format for `file://` and `s3://`: `skopeo copy oci:DIR:TAG` reads it.
+//! Tags live in `index.json` as `org.opencontainers.image.ref.name` annotations. The index
+//! is updated by compare-and-swap ([`ObjectStore::write_if`]) with retry, so concurrent
+//! pushers never lose an entry; a manifest and its blobs are stored before the entry that
+//! names them.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::Mirror;
+use super::store::{ObjectStore, Precondition};
+use crate::digest::Digest;
+use crate::spec::{self, Descriptor, Index, Manifest};
+
+const INDEX: &str = "index.json";
+const LAYOUT: &str = "oci-layout";
+const LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// Manifests and configs are small; anything bigger is not one of ours.
+const MAX_DOCUMENT: u64 = 4 << 20;
+/// Compare-and-swap attempts before giving up on an index update.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// A mirror stored as an OCI image layout in an object store.
+pub struct LayoutMirror<S> {
+    store: S,
+}
+
+/// Key of a blob in the layout.
+pub fn blob_key(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
+}
+
+impl<S: ObjectStore> LayoutMirror<S> {
+    /// Wraps `store`; the layout files are created on first write.
+    pub fn new(store: S) -> Self {
+        LayoutMirror { store }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Reads `index.json` (an empty index when the layout is new).
+    pub fn read_index(&self) -> Result<Index> {
+        Ok(self.read_index_versioned()?.0)
+    }
+
+    fn read_index_versioned(&self) -> Result<(Index, Precondition)> {
+        match self.store.read_versioned(INDEX)? {
+            None => Ok((Index::empty(), Precondition::Absent)),
+            Some((bytes, version)) => {
+                let index: Index = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}/{INDEX} is not a valid OCI image index", self.store.location()))?;
+                Ok((index, Precondition::Matches(version)))
+            }
+        }
+    }
+
+    /// Applies `change` to `index.json` atomically: re-reads and retries with backoff when
+    /// another writer changed it in between. `change` returns false when there is nothing to write.
+    pub fn update_index(&self, change: impl Fn(&mut Index) -> bool) -> Result<()> {
+        self.ensure_layout_file()?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (mut index, pre) = self.read_index_versioned()?;
+            if !change(&mut index) {
+                return Ok(());
+            }
+            let mut bytes = serde_json::to_vec_pretty(&index)?;
+            bytes.push(b'\n');
+            if self.store.write_if(INDEX, &bytes, &pre)? {
+                return Ok(());
+            }
+            thread::sleep(backoff(attempt));
+        }
+        bail!(
+            "could not update {}/{INDEX}: it kept changing under {MAX_ATTEMPTS} attempts (too many concurrent writers?)",
+            self.store.location()
+        )
+    }
+
+    fn ensure_layout_file(&self) -> Result<()> {
+        if !self.store.exists(LAYOUT)? {
+            // Losing this race is fine: every writer writes the same bytes.
+            self.store.write_if(LAYOUT, LAYOUT_JSON, &Precondition::Absent)?;
+        }
+        Ok(())
+    }
+
+    fn read_document(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let reader = self
+            .store
+            .open(&blob_key(digest))?
+            .with_context(|| format!("{} names blob {digest}, which is missing", self.store.location()))?;
+        let mut bytes = Vec::new();
+        reader.take(MAX_DOCUMENT + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_DOCUMENT {
+            bail!("blob {digest} in {} is too large for a manifest", self.store.location());
+        }
+        if Digest::of(&bytes) != *digest {
+            bail!("blob {digest} in {} is corrupt: its content does not match its digest", self.store.location());
+        }
+        Ok(bytes)
+    }
+}
+
+/// Exponential backoff with jitter: 5 ms, 10 ms, ... capped at 500 ms.
+fn backoff(attempt: u32) -> Duration {
+    let base = 5u64 << attempt.min(7);
+    let jitter = u64::from(std::process::id().wrapping_mul(2654435761).rotate_left(attempt)) % (base + 1);
+    Duration::from_millis((base + jitter).min(500))
+}
+
+impl<S: ObjectStore> Mirror for LayoutMirror<S> {
+    fn location(&self) -> String {
+        self.store.location()
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        self.store.exists(&blob_key(digest))
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        self.store
+            .open(&blob_key(digest))?
+            .with_context(|| format!("blob {digest} is not in {}", self.store.location()))
+    }
+
+    fn local_blob_path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        self.store.local_path(&blob_key(digest))
+    }
+
+    fn put_blob(&self, digest: &Digest, _size: u64, file: &Path) -> Result<()> {
+        self.store.put_file(&blob_key(digest), file)
+    }
+
+    fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        let index = self.read_index()?;
+        match index.find(tag) {
+            None => Ok(None),
+            Some(desc) => self.read_document(&desc.digest).map(Some),
+        }
+    }
+
+    fn put_manifest(&self, tag: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(manifest);
+        let key = blob_key(&digest);
+        if !self.store.exists(&key)? {
+            self.store.put_bytes(&key, manifest)?;
+        }
+        let desc = Descriptor {
+            media_type: media_type.to_string(),
+            digest: digest.clone(),
+            size: manifest.len() as u64,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        self.update_index(|index| index.set(tag, desc.clone()))?;
+        Ok(digest)
+    }
+
+    fn list_tags(&self) -> Result<BTreeSet<String>> {
+        Ok(self.read_index()?.tags().map(str::to_string).collect())
+    }
+
+    /// Scans every blob for stackci package manifests and rewrites `index.json` from them,
+    /// keeping entries of other tools whose manifests are still present.
+    fn reindex(&self) -> Result<usize> {
+        let mut found: Vec<(String, Descriptor)> = Vec::new();
+        let mut present: BTreeSet<Digest> = BTreeSet::new();
+        for key in self.store.list("blobs/sha256/")? {
+            let Some(hex) = key.strip_prefix("blobs/sha256/") else { continue };
+            let Ok(digest) = Digest::from_hex(hex) else { continue };
+            present.insert(digest.clone());
+            let Some(mut reader) = self.store.open(&key)? else { continue };
+            let mut first = [0u8; 1];
+            if reader.read(&mut first)? != 1 || first[0] != b'{' {
+                continue;
+            }
+            let Ok(bytes) = self.read_document(&digest) else { continue };
+            let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else { continue };
+            let Some(tag) = manifest.annotations.get(super::package::TAG_ANNOTATION) else { continue };
+            let media_type = manifest.media_type.clone().unwrap_or_else(|| super::MANIFEST_MEDIA_TYPE.into());
+            let size = bytes.len() as u64;
+            let annotations = Default::default();
+            found.push((tag.clone(), Descriptor { media_type, digest, size, annotations, extra: Default::default() }));
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let count = found.len();
+        self.update_index(|index| {
+            let before = index.clone();
+            index.manifests.retain(|d| present.contains(&d.digest));
+            for (tag, desc) in &found {
+                index.set(tag, desc.clone());
+            }
+            *index != before
+        })?;
+        Ok(count)
+    }
+}
+
+/// Serializes and stores a small document as a blob, returning its descriptor.
+pub fn put_document<M: Mirror + ?Sized, T: serde::Serialize>(
+    mirror: &M,
+    media_type: &str,
+    doc: &T,
+    scratch: &Path,
+) -> Result<Descriptor> {
+    let bytes = spec::to_bytes(doc);
+    let digest = Digest::of(&bytes);
+    if !mirror.has_blob(&digest)? {
+        let mut tmp = tempfile::NamedTempFile::new_in(scratch)
+            .with_context(|| format!("creating a temporary file in {}", scratch.display()))?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        mirror.put_blob(&digest, bytes.len() as u64, tmp.path())?;
+    }
+    Ok(Descriptor {
+        media_type: media_type.into(),
+        digest,
+        size: bytes.len() as u64,
+        annotations: Default::default(),
+        extra: Default::default(),
+    })
+}

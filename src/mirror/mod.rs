@@ -16,6 +16,7 @@ use crate::digest::Digest;
 
 pub mod fs;
 pub mod layout;
+pub mod open;
 pub mod package;
 pub mod store;
 
@@ -51,6 +52,23 @@ pub trait Mirror: Send + Sync {
 
     /// Every tag in the mirror, read in one listing.
     fn list_tags(&self) -> Result<BTreeSet<String>>;
+
+    /// A local file holding the blob, when the backend stores blobs as files (lets uploads
+    /// elsewhere read it in place instead of downloading a copy).
+    fn local_blob_path(&self, _digest: &Digest) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Makes a blob that `from` holds available here without transferring it (a registry's
+    /// cross-repository mount); `Ok(false)` when this backend or pair cannot.
+    fn mount_blob_from(&self, _digest: &Digest, _from: &dyn Mirror) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// `(registry host, repository)` when this mirror is a registry repository.
+    fn registry_repository(&self) -> Option<(String, String)> {
+        None
+    }
 
     /// Rebuilds the index from the stored manifests; returns how many tags it holds.
     /// Backends whose tag list is authoritative (registries) just count them.

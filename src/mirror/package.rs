@@ -1,1 +1,202 @@
-//! (in progress)
+//! Packages as OCI images: pushing a built package, and fetching a runtime closure.
+//!
+//! A package's manifest lists its runtime closure's layers in dependency order, its own
+//! layer last; its config carries `Env` (PATH over the closure's `bin` directories) and
+//! the package metadata as labels. Everything here is written once over the [`Mirror`] core.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::layout::put_document;
+use super::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use crate::digest::{Digest, VerifyingReader};
+use crate::spec::{self, Descriptor, ImageConfig, Manifest, RootFs, RuntimeConfig};
+use crate::stack::Stack;
+
+/// Manifest annotation naming the package tag (lets `index` rebuild a lost `index.json`).
+pub const TAG_ANNOTATION: &str = "dev.stackci.tag";
+/// Label prefix for package metadata in the image config.
+pub const LABEL_PREFIX: &str = "dev.stackci.";
+/// The PATH a container gets after the packages' `bin` directories.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A package's own layer: the compressed blob and its uncompressed digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Descriptor of the `tar.gz` blob.
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar (the config's `diff_id`).
+    pub diff_id: Digest,
+}
+
+impl Layer {
+    /// A layer descriptor for a packed blob.
+    pub fn new(digest: Digest, size: u64, diff_id: Digest) -> Layer {
+        let descriptor = Descriptor {
+            media_type: LAYER_MEDIA_TYPE.into(),
+            digest,
+            size,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        Layer { descriptor, diff_id }
+    }
+}
+
+/// A package image read back from the mirror.
+#[derive(Debug, Clone)]
+pub struct PackageImage {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its config.
+    pub config: ImageConfig,
+}
+
+impl PackageImage {
+    /// Layers with their diff ids, in order (the package's own layer last).
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        if self.manifest.layers.len() != self.config.rootfs.diff_ids.len() {
+            bail!("manifest has {} layers but its config lists {} diff ids", self.manifest.layers.len(), self.config.rootfs.diff_ids.len());
+        }
+        Ok(self
+            .manifest
+            .layers
+            .iter()
+            .zip(&self.config.rootfs.diff_ids)
+            .map(|(d, id)| Layer { descriptor: d.clone(), diff_id: id.clone() })
+            .collect())
+    }
+
+    /// The package's own layer.
+    pub fn own_layer(&self) -> Result<Layer> {
+        self.layers()?.pop().context("package manifest has no layers")
+    }
+}
+
+/// Reads the manifest and config of `tag`; `None` when the tag does not exist.
+pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
+    let Some(bytes) = mirror.get_manifest(tag)? else { return Ok(None) };
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("manifest of `{tag}` in {} is not an OCI image manifest", mirror.location()))?;
+    let mut config_bytes = Vec::new();
+    let reader = mirror.open_blob(&manifest.config.digest)?;
+    let what = format!("config of `{tag}`");
+    io::Read::read_to_end(
+        &mut VerifyingReader::new(io::Read::take(reader, 4 << 20), manifest.config.digest.clone(), Some(manifest.config.size), what),
+        &mut config_bytes,
+    )
+    .with_context(|| format!("reading the config of `{tag}` from {}", mirror.location()))?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).with_context(|| format!("config of `{tag}` is not an OCI image config"))?;
+    Ok(Some(PackageImage { manifest, config }))
+}
+
+/// `created` timestamp for `SOURCE_DATE_EPOCH` seconds, RFC 3339 in UTC.
+pub fn rfc3339(epoch: u64) -> String {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// `PATH` for a list of prefixes: each prefix's `bin`, the last package first, then the system PATH.
+pub fn path_env(prefixes: &[PathBuf]) -> String {
+    let mut parts: Vec<String> = prefixes.iter().rev().map(|p| p.join("bin").display().to_string()).collect();
+    parts.push(SYSTEM_PATH.into());
+    parts.join(":")
+}
+
+/// Pushes package `i` of `stack`: its own layer (from `layer_file`), a config and a
+/// manifest over its runtime closure. The dependencies must already be in the mirror.
+/// The tag is written last, so it never names a missing blob.
+pub fn push_package(
+    mirror: &dyn Mirror,
+    stack: &Stack,
+    i: usize,
+    layer: &Layer,
+    layer_file: &Path,
+    source_date_epoch: u64,
+    scratch: &Path,
+) -> Result<Digest> {
+    let pkg = &stack.packages[i];
+    let tag = pkg.tag();
+    let closure = stack.runtime_closure(i);
+    let mut layers = Vec::with_capacity(closure.len());
+    for &d in &closure[..closure.len() - 1] {
+        let dep = &stack.packages[d];
+        let image = read_package(mirror, &dep.tag())?.with_context(|| {
+            format!("dependency `{}` of `{}` is not in {}; build it first", dep.tag(), tag, mirror.location())
+        })?;
+        layers.push(image.own_layer()?);
+    }
+    layers.push(layer.clone());
+
+    if !mirror.has_blob(&layer.descriptor.digest)? {
+        mirror
+            .put_blob(&layer.descriptor.digest, layer.descriptor.size, layer_file)
+            .with_context(|| format!("uploading the layer of `{tag}` to {}", mirror.location()))?;
+    }
+
+    let prefixes: Vec<PathBuf> = closure.iter().map(|&d| stack.prefix(d)).collect();
+    let mut labels = BTreeMap::new();
+    labels.insert(format!("{LABEL_PREFIX}stack"), stack.name.clone());
+    labels.insert(format!("{LABEL_PREFIX}package"), pkg.name.clone());
+    labels.insert(format!("{LABEL_PREFIX}version"), pkg.version.clone());
+    labels.insert(format!("{LABEL_PREFIX}hash"), pkg.hash.clone());
+    labels.insert(format!("{LABEL_PREFIX}prefix"), stack.prefix(i).display().to_string());
+    let deps: Vec<String> = pkg.deps.iter().map(|d| stack.packages[d.index].tag()).collect();
+    labels.insert(format!("{LABEL_PREFIX}deps"), deps.join(","));
+    let config = ImageConfig {
+        created: Some(rfc3339(source_date_epoch)),
+        architecture: spec::host_architecture().into(),
+        os: "linux".into(),
+        config: RuntimeConfig { env: vec![format!("PATH={}", path_env(&prefixes))], labels, ..Default::default() },
+        rootfs: RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect() },
+        extra: Default::default(),
+    };
+    let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config, scratch)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MANIFEST_MEDIA_TYPE.into()),
+        config: config_desc,
+        layers: layers.into_iter().map(|l| l.descriptor).collect(),
+        annotations: BTreeMap::from([(TAG_ANNOTATION.to_string(), tag.clone())]),
+    };
+    mirror
+        .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &spec::to_bytes(&manifest))
+        .with_context(|| format!("writing the manifest of `{tag}` to {}", mirror.location()))
+}
+
+/// Downloads a blob into `cache` (as `cache/sha256/<hex>`), verifying it on the way;
+/// reuses a cached copy. Nothing unverified is ever left under the final name.
+pub fn fetch_blob(mirror: &dyn Mirror, desc: &Descriptor, cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("sha256");
+    let dest = dir.join(desc.digest.hex());
+    if dest.exists() {
+        return Ok(dest);
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let reader = mirror.open_blob(&desc.digest)?;
+    let what = format!("blob {} from {}", desc.digest, mirror.location());
+    let mut verifying = VerifyingReader::new(reader, desc.digest.clone(), Some(desc.size), what.clone());
+    io::copy(&mut verifying, &mut tmp).with_context(|| format!("downloading {what}"))?;
+    if tmp.as_file().metadata()?.len() != desc.size {
+        bail!("{what} is truncated: expected {} bytes, got {}", desc.size, tmp.as_file().metadata()?.len());
+    }
+    tmp.persist(&dest).with_context(|| format!("saving {}", dest.display()))?;
+    Ok(dest)
+}

@@ -45,4 +45,9 @@ pub trait ObjectStore: Send + Sync {
 
     /// Keys under `prefix` (for rebuilding the index).
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// The local file holding `key`, for stores that keep objects as files.
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
 }

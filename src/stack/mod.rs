@@ -1,5 +1,108 @@
 //! Stacks: parsing `stack.yaml` and `spack.lock`, validation, hashing, and the DAG.
+//!
+//! [`load`] turns a file into a validated [`Stack`] in one step: packages come out in a
+//! deterministic dependency order (dependencies first, ties by name), every hash is
+//! computed, and every problem is one [`StackError`] naming the file, line and package.
+//! [`discover`] finds the file the way the CLI documents.
 
+pub mod dag;
+mod error;
+pub mod hash;
 mod model;
+mod spack;
+pub mod tree;
+mod yaml;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use error::{ErrorKind, Position, StackError};
 pub use model::*;
+pub use yaml::DEFAULT_STORE;
+
+/// The environment variable naming the stack file when `--stack` is not given.
+pub const STACK_ENV: &str = "STACKCI_STACK";
+
+/// Reads and validates the stack at `path`: a Spack lockfile when the name ends in
+/// `.lock` or `.json` (or the content starts with `{`), else a `stack.yaml`.
+pub fn load(path: &Path) -> Result<Stack, StackError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "lock" | "json" => spack::load(path),
+        "yaml" | "yml" => yaml::load(path),
+        _ => {
+            let bytes = std::fs::read(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                spack::parse(path, &bytes)
+            } else {
+                let text = String::from_utf8(bytes).map_err(|e| {
+                    StackError::io(
+                        path,
+                        "cannot read the stack file",
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    )
+                })?;
+                yaml::parse(path, &text)
+            }
+        }
+    }
+}
+
+/// Finds the stack file: `explicit` (`--stack`), else `$STACKCI_STACK`, else `./stack.yaml`,
+/// else `./spack.lock`. A named file must exist; when nothing is found, the error lists
+/// what was tried.
+pub fn discover(explicit: Option<&Path>) -> Result<PathBuf, StackError> {
+    let from_env = std::env::var_os(STACK_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    discover_in(explicit, from_env.as_deref(), Path::new(""))
+}
+
+/// [`discover`] with the environment variable's value passed in, looking for the default
+/// names in `dir` (`""`: the current directory, giving the bare names `stack.yaml`, `spack.lock`).
+fn discover_in(explicit: Option<&Path>, from_env: Option<&Path>, dir: &Path) -> Result<PathBuf, StackError> {
+    let named = explicit.map(|p| (p, "--stack")).or(from_env.map(|p| (p, STACK_ENV)));
+    if let Some((path, origin)) = named {
+        return match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok(path.to_path_buf()),
+            Ok(_) => Err(StackError::new(
+                path,
+                ErrorKind::NotFound,
+                format!("not a file (from {origin})"),
+            )),
+            Err(e) => Err(StackError {
+                source: Some(e),
+                ..StackError::new(
+                    path,
+                    ErrorKind::NotFound,
+                    format!("cannot open the stack file (from {origin})"),
+                )
+            }),
+        };
+    }
+    for candidate in ["stack.yaml", "spack.lock"] {
+        let path = dir.join(candidate);
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    let shown = if dir.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    } else {
+        dir.to_path_buf()
+    };
+    let msg =
+        format!("no stack file found; tried --stack (not given), ${STACK_ENV} (not set), ./stack.yaml, ./spack.lock");
+    Err(StackError::new(&shown, ErrorKind::NotFound, msg))
+}
+
+impl Stack {
+    /// The environment package `i`'s recipe runs with: [`Stack::env`] overlaid with
+    /// [`Package::env`].
+    pub fn recipe_env(&self, i: usize) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(self.packages[i].env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests;

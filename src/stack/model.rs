@@ -57,6 +57,8 @@ pub struct Package {
     pub recipe: Recipe,
     /// Where its source comes from (none for Spack packages and recipes that need none).
     pub source: Option<Source>,
+    /// The package's own `env:`; its recipe runs with [`Stack::env`] overlaid with this.
+    pub env: BTreeMap<String, String>,
 }
 
 /// A dependency edge.

@@ -1,0 +1,12 @@
+//! Building packages: sources, recipes, deterministic packing, verified unpacking, and the
+//! dependency-ordered scheduler behind `stackci run`.
+
+pub mod cancel;
+pub mod job;
+pub mod pack;
+pub mod pgzip;
+pub mod receipts;
+pub mod recipe;
+pub mod schedule;
+pub mod source;
+pub mod unpack;

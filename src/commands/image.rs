@@ -1,0 +1,56 @@
+//! `stackci image NAME --to REF`: assemble an image of the stack's `images:` section.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{Context, source_date_epoch};
+use crate::cli::ImageArgs;
+use crate::image::{self, Image, ImageRef, budget, target};
+use crate::mirror::open::open;
+
+/// Assembles the image from the mirror's package layers and writes it to `--to`.
+pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
+    let spec = ctx.stack.images.get(&args.name).with_context(|| {
+        let known: Vec<&str> = ctx.stack.images.keys().map(String::as_str).collect();
+        format!("no image `{}` in {} (images: {})", args.name, ctx.stack.path.display(), known.join(", "))
+    })?;
+    let base_ref = ImageRef::parse(args.base.as_deref().unwrap_or(&spec.base))
+        .with_context(|| format!("base of image `{}`", args.name))?;
+    let base = match &base_ref {
+        ImageRef::Scratch => Image::scratch(),
+        ImageRef::Registry { url, tag } => Image::read(Arc::from(open(url, &ctx.stack.dir, &ctx.mirror_options)?), tag)?,
+        ImageRef::Layout { dir, tag } => {
+            let m = open(&format!("file://{}", dir.display()), &ctx.stack.dir, &ctx.mirror_options)?;
+            Image::read(Arc::from(m), tag.as_deref().unwrap_or("latest"))?
+        }
+        ImageRef::DockerArchive { .. } => bail!("a docker archive cannot be a base image; use oci-layout: or oci://"),
+    };
+    let to = ImageRef::parse(&args.to)?;
+    let scratch = ctx.state_dir().join("tmp").join("image");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let mirror = ctx.shared_mirror();
+    let image = image::assemble(&ctx.stack, &args.name, base, mirror, source_date_epoch()?)?;
+    let image = budget::limit_layers(&image, args.layer_budget, &scratch)?;
+    let written = target::write(&image, &to, &args.name, &ctx.mirror_options, &scratch)
+        .with_context(|| format!("writing image `{}` to {to}", args.name))?;
+    if ctx.json {
+        let doc = serde_json::json!({
+            "image": args.name, "target": to.to_string(), "digest": written.digest.to_string(),
+            "layers": image.layers.len(), "copied": written.copied, "mounted": written.mounted, "present": written.present,
+        });
+        println!("{doc}");
+    } else {
+        println!("{}", written.digest);
+    }
+    eprintln!(
+        "image `{}` -> {to}: {} layers ({} copied, {} mounted, {} already there)",
+        args.name,
+        image.layers.len(),
+        written.copied,
+        written.mounted,
+        written.present
+    );
+    Ok(ExitCode::SUCCESS)
+}

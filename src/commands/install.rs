@@ -1,0 +1,37 @@
+//! `stackci install PKG... --root DIR`: unpack packages and their runtime closure.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+
+use super::Context;
+use crate::build::receipts::Receipts;
+use crate::mirror::package::read_package;
+
+/// Fetches, verifies and unpacks each package's runtime closure under `--root`.
+pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
+    let targets = ctx.packages(&args.packages)?;
+    std::fs::create_dir_all(&args.root).with_context(|| format!("creating {}", args.root.display()))?;
+    let root = args.root.canonicalize().with_context(|| format!("resolving {}", args.root.display()))?;
+    let receipts = Receipts::new(&root, &ctx.stack.store);
+    let cache = ctx.state_dir().join("cache").join("blobs");
+    let reporter = crate::report::Reporter::new(&ctx.stack, ctx.mode);
+    for i in targets {
+        let tag = ctx.stack.packages[i].tag();
+        let image = read_package(ctx.mirror.as_ref(), &tag)?
+            .with_context(|| format!("`{tag}` is not in {}; run `stackci run {}` first", ctx.mirror.location(), ctx.stack.packages[i].name))?;
+        let closure = ctx.stack.runtime_closure(i);
+        let layers = image.layers()?;
+        if layers.len() != closure.len() {
+            bail!("`{tag}` in {} has {} layers, but its runtime closure in the stack has {} packages", ctx.mirror.location(), layers.len(), closure.len());
+        }
+        for (layer, &d) in layers.iter().zip(&closure) {
+            let prefix = ctx.stack.prefix(d);
+            if receipts.ensure(ctx.mirror.as_ref(), layer, &prefix, &cache)? {
+                reporter.line(&format!("unpacked {} ({})", ctx.stack.packages[d].tag(), layer.descriptor.digest));
+            }
+        }
+        reporter.line(&format!("installed {tag} under {}", root.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}

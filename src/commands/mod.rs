@@ -1,0 +1,108 @@
+//! One module per command; this one resolves what they share (stack, mirror, output mode).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::{Cli, Command};
+use crate::mirror::Mirror;
+use crate::mirror::open::{MirrorOptions, open};
+use crate::report::Mode;
+use crate::stack::{self, Stack};
+
+mod build;
+mod image;
+mod index;
+mod install;
+mod plan;
+mod run;
+
+/// Environment variable with the epoch used for timestamps in layers and images.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+/// What every command works with, resolved once from the arguments.
+pub struct Context {
+    /// The loaded, validated stack.
+    pub stack: Stack,
+    /// The opened mirror.
+    pub mirror: Arc<dyn Mirror>,
+    /// Options for opening other mirrors and registries (bases, image targets).
+    pub mirror_options: MirrorOptions,
+    /// How to show progress.
+    pub mode: Mode,
+    /// Print JSON on stdout.
+    pub json: bool,
+}
+
+impl Context {
+    fn new(cli: &Cli) -> Result<Context> {
+        let path = stack::discover(cli.stack.as_deref())?;
+        let stack = stack::load(&path)?;
+        let mirror_url = cli
+            .mirror
+            .clone()
+            .or_else(|| stack.mirror.clone())
+            .unwrap_or_else(|| format!("file://{}", stack.state_dir().join("mirror").display()));
+        let opts = MirrorOptions { ca_cert: cli.ca_cert.clone(), jobs: 0 };
+        let mirror = open(&mirror_url, &stack.dir, &opts).with_context(|| format!("opening mirror {mirror_url}"))?;
+        let mirror = Arc::from(mirror);
+        Ok(Context { stack, mirror, mirror_options: opts, mode: Mode::detect(cli.verbose, cli.quiet), json: cli.json })
+    }
+
+    /// Resolves package names (or tags, or hashes) to indices, with a helpful error.
+    pub fn packages(&self, names: &[String]) -> Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|n| {
+                self.stack.find(n).with_context(|| {
+                    let known: Vec<&str> = self.stack.packages.iter().map(|p| p.name.as_str()).take(12).collect();
+                    format!("no package `{n}` in {} (or the name is ambiguous: use its tag or hash); packages: {}", self.stack.path.display(), known.join(", "))
+                })
+            })
+            .collect()
+    }
+
+    /// The mirror, shareable with image layers that read from it.
+    pub fn shared_mirror(&self) -> Arc<dyn Mirror> {
+        self.mirror.clone()
+    }
+
+    /// Where local state (build trees, logs, caches) goes.
+    pub fn state_dir(&self) -> PathBuf {
+        self.stack.state_dir()
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, default 0.
+pub fn source_date_epoch() -> Result<u64> {
+    match std::env::var(SOURCE_DATE_EPOCH) {
+        Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("{SOURCE_DATE_EPOCH}=`{v}` is not a number of seconds")),
+        _ => Ok(0),
+    }
+}
+
+/// The number of CPUs.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Context::new(&cli)?;
+    match &cli.command {
+        Command::Plan => plan::run(&ctx),
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Build(args) => build::run(&ctx, args),
+        Command::Install(args) => install::run(&ctx, args),
+        Command::Index => index::run(&ctx),
+        Command::Image(args) => image::run(&ctx, args),
+    }
+}
+
+/// Shows `path` relative to the current directory when it is below it.
+pub fn short(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+}

@@ -1,0 +1,54 @@
+//! `stackci plan`: each package with its status against the mirror.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::Context;
+use crate::plan::{Plan, Status};
+
+/// Computes the plan from one mirror listing and prints it (a table, or JSON with `--json`).
+pub fn run(ctx: &Context) -> Result<ExitCode> {
+    let plan = compute(ctx)?;
+    let mut out = std::io::stdout().lock();
+    if ctx.json {
+        serde_json::to_writer_pretty(&mut out, &plan)?;
+        writeln!(out)?;
+    } else {
+        write_table(&mut out, ctx, &plan)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan for the context's stack and mirror.
+pub fn compute(ctx: &Context) -> Result<Plan> {
+    let tags = ctx.mirror.list_tags()?;
+    Ok(Plan::new(&ctx.stack, ctx.mirror.location(), &tags))
+}
+
+fn write_table(out: &mut impl Write, ctx: &Context, plan: &Plan) -> Result<()> {
+    let name_w = plan.packages.iter().map(|e| e.name.len()).max().unwrap_or(4).max(7);
+    let ver_w = plan.packages.iter().map(|e| e.version.len()).max().unwrap_or(7).clamp(7, 24);
+    writeln!(out, "{:name_w$}  {:ver_w$}  {:7}  {:8}  DEPENDENCIES", "PACKAGE", "VERSION", "HASH", "STATUS")?;
+    for e in &plan.packages {
+        let status = match e.status {
+            Status::Cached => "cached",
+            Status::Build => "build",
+            Status::External => "external",
+        };
+        let deps: Vec<&str> = ctx.stack.packages[e.index].deps.iter().map(|d| ctx.stack.packages[d.index].name.as_str()).collect();
+        let deps = if deps.is_empty() { "-".to_string() } else { deps.join(" ") };
+        writeln!(out, "{:name_w$}  {:ver_w$}  {:7}  {:8}  {deps}", e.name, e.version, &e.hash[..7.min(e.hash.len())], status)?;
+    }
+    let count = |s| plan.packages.iter().filter(|e| e.status == s).count();
+    writeln!(
+        out,
+        "\n{} to build, {} cached, {} external (mirror: {})",
+        count(Status::Build),
+        count(Status::Cached),
+        count(Status::External),
+        plan.mirror
+    )?;
+    Ok(())
+}

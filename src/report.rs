@@ -1,0 +1,200 @@
+//! Progress for long work: indicatif bars on a terminal, plain timestamped lines elsewhere
+//! (CI logs, pipes), nothing but errors with `-q`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::build::schedule::Outcome;
+use crate::stack::Stack;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Progress bars (a terminal, not CI).
+    Bars,
+    /// Plain timestamped lines; with `verbose`, every recipe output line too.
+    Plain {
+        /// Echo recipe output.
+        verbose: bool,
+    },
+    /// Only the final summary and errors.
+    Quiet,
+}
+
+impl Mode {
+    /// Bars on an interactive terminal outside CI, plain lines otherwise.
+    pub fn detect(verbose: bool, quiet: bool) -> Mode {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        if quiet {
+            Mode::Quiet
+        } else if !verbose && !ci && std::io::stderr().is_terminal() {
+            Mode::Bars
+        } else {
+            Mode::Plain { verbose }
+        }
+    }
+}
+
+/// Something that happened during a run.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The run starts with `total` packages to build.
+    Begin {
+        /// Packages to build.
+        total: usize,
+    },
+    /// Package `index` starts building.
+    Start {
+        /// Package index.
+        index: usize,
+    },
+    /// A line of a recipe's output.
+    Line {
+        /// Package index.
+        index: usize,
+        /// The line, without its newline.
+        line: &'a str,
+    },
+    /// Package `index` is done.
+    Finish {
+        /// Package index.
+        index: usize,
+        /// How it ended.
+        outcome: &'a Outcome,
+    },
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    jobs: Vec<Option<ProgressBar>>,
+}
+
+/// Turns run events into output on stderr.
+pub struct Reporter<'s> {
+    stack: &'s Stack,
+    mode: Mode,
+    start: Instant,
+    bars: Mutex<Option<Bars>>,
+    plain: Mutex<()>,
+}
+
+impl<'s> Reporter<'s> {
+    /// A reporter for `stack` in `mode`.
+    pub fn new(stack: &'s Stack, mode: Mode) -> Self {
+        Reporter { stack, mode, start: Instant::now(), bars: Mutex::new(None), plain: Mutex::new(()) }
+    }
+
+    /// Handles one event.
+    pub fn event(&self, event: Event<'_>) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Bars => self.bar_event(event),
+            Mode::Plain { verbose } => self.plain_event(event, verbose),
+        }
+    }
+
+    /// Prints a line (above the bars when they are shown), unless quiet.
+    pub fn line(&self, text: &str) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Bars => match &*self.bars.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(b) => b.multi.suspend(|| eprintln!("{text}")),
+                None => eprintln!("{text}"),
+            },
+            Mode::Plain { .. } => self.plain_line(text),
+        }
+    }
+
+    fn plain_line(&self, text: &str) {
+        let _guard = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        let t = self.start.elapsed().as_secs_f64();
+        let clean: String = text.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
+        let _ = writeln!(std::io::stderr().lock(), "[{t:7.1}s] {clean}");
+    }
+
+    fn plain_event(&self, event: Event<'_>, verbose: bool) {
+        match event {
+            Event::Begin { total } => self.plain_line(&format!("{total} package(s) to build")),
+            Event::Start { index } => self.plain_line(&format!("build    {}", self.stack.packages[index].tag())),
+            Event::Line { index, line } if verbose => {
+                self.plain_line(&format!("{}: {line}", self.stack.packages[index].name))
+            }
+            Event::Line { .. } => {}
+            Event::Finish { index, outcome } => self.plain_line(&describe(&self.stack.packages[index].tag(), outcome)),
+        }
+    }
+
+    fn bar_event(&self, event: Event<'_>) {
+        let mut guard = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Begin { total } => {
+                let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                let overall = multi.add(ProgressBar::new(total as u64));
+                overall.set_style(
+                    ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} built {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                overall.enable_steady_tick(Duration::from_millis(200));
+                *guard = Some(Bars { multi, overall, jobs: vec![None; self.stack.packages.len()] });
+            }
+            Event::Start { index } => {
+                if let Some(b) = guard.as_mut() {
+                    let bar = b.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(ProgressStyle::with_template("  {spinner} {prefix:.bold} {wide_msg}").expect("valid template"));
+                    bar.set_prefix(self.stack.packages[index].tag());
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    b.jobs[index] = Some(bar);
+                }
+            }
+            Event::Line { index, line } => {
+                if let Some(Some(bar)) = guard.as_ref().map(|b| &b.jobs[index]) {
+                    bar.set_message(line.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
+                }
+            }
+            Event::Finish { index, outcome } => {
+                if let Some(b) = guard.as_mut() {
+                    if let Some(bar) = b.jobs[index].take() {
+                        bar.finish_and_clear();
+                        b.multi.remove(&bar);
+                    }
+                    let text = describe(&self.stack.packages[index].tag(), outcome);
+                    b.multi.suspend(|| eprintln!("{text}"));
+                    if matches!(outcome, Outcome::Built { .. }) {
+                        b.overall.inc(1);
+                    } else if matches!(outcome, Outcome::Failed { .. }) {
+                        b.overall.set_message("(failures)");
+                    }
+                }
+            }
+        }
+        if guard.as_ref().is_some_and(|b| b.jobs.iter().all(Option::is_none) && b.overall.position() >= b.overall.length().unwrap_or(0)) {
+            if let Some(b) = guard.take() {
+                b.overall.finish_and_clear();
+            }
+        }
+    }
+
+    /// Removes the bars (call when the run ends).
+    pub fn finish(&self) {
+        if let Some(b) = self.bars.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            b.overall.finish_and_clear();
+            let _ = b.multi.clear();
+        }
+    }
+}
+
+/// One line for a finished package.
+pub fn describe(tag: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Built { elapsed } => format!("built    {tag} ({:.1}s)", elapsed.as_secs_f64()),
+        Outcome::Cached => format!("cached   {tag}"),
+        Outcome::External => format!("external {tag}"),
+        Outcome::Failed { error } => format!("FAILED   {tag}: {error}"),
+        Outcome::Skipped { reason } => format!("skipped  {tag}: {reason}"),
+    }
+}

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The stackci binary under test.
+pub fn stackci() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackci"));
+    cmd.env_remove("STACKCI_STACK").env_remove("STACKCI_MIRROR").env_remove("CI").env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Runs a command, returning its output; panics with stdout/stderr if it could not start.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs a command and asserts it succeeded, printing its output otherwise; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copies `examples/demo` into `dir/demo`, with its store moved to `store`.
+pub fn demo_copy(dir: &Path, store: &Path) -> PathBuf {
+    let dest = dir.join("demo");
+    copy_dir(&repo().join("examples/demo"), &dest);
+    let stack = dest.join("stack.yaml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    assert!(text.contains("store: /opt/stackci"), "examples/demo/stack.yaml no longer sets `store: /opt/stackci`");
+    std::fs::write(&stack, text.replace("store: /opt/stackci", &format!("store: {}", store.display()))).unwrap();
+    dest
+}
+
+/// Recursively copies a directory (files and dirs only), skipping `.stackci`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".stackci" {
+            continue;
+        }
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Asserts that `tool` is on PATH, failing with how to install it.
+pub fn require(tool: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(found, "`{tool}` is not installed: run scripts/install-test-deps.sh (the README's test command does)");
+}
+
+/// Parses `stackci plan --json` output into (tag -> status).
+pub fn plan_statuses(json: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["packages"].as_array().unwrap().iter().map(|p| (p["tag"].as_str().unwrap().to_string(), p["status"].as_str().unwrap().to_string())).collect()
+}
+
+/// Writes a stack file of trivial packages: `(name, deps, script)`.
+pub fn write_stack(dir: &Path, store: &Path, packages: &[(&str, &[&str], &str)]) -> PathBuf {
+    let mut y = format!("name: t\nstore: {}\npackages:\n", store.display());
+    for (name, deps, script) in packages {
+        y.push_str(&format!("  {name}:\n    version: \"1.0\"\n    depends: [{}]\n    build: |\n", deps.join(", ")));
+        for line in script.lines() {
+            y.push_str(&format!("      {line}\n"));
+        }
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("stack.yaml");
+    std::fs::write(&path, y).unwrap();
+    path
+}

@@ -1,0 +1,105 @@
+//! `stackci image`: OCI layout and docker-archive targets, read by skopeo, umoci and podman;
+//! deterministic digests; the layer budget.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const HELLO: &str = "hello from stackci: crc32(\"stackci\")=0x63a29956 crc32c=0x729d1931 adler32=0x0bc502e3\nlibreport 0.3.0, libcrc 1.2.0\n";
+
+/// A one-layer base image holding the host's C runtime (what `hello` links against), made with umoci.
+fn glibc_base(dir: &Path) -> PathBuf {
+    require("umoci");
+    let layout = dir.join("base");
+    ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+    ok(Command::new("umoci").args(["new", "--image"]).arg(format!("{}:base", layout.display())));
+    let bundle = dir.join("base-bundle");
+    ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:base", layout.display())).arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    for lib in ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"] {
+        let real = std::fs::canonicalize(lib).unwrap();
+        let dest = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&real, &dest).unwrap();
+    }
+    ok(Command::new("umoci").args(["repack", "--image"]).arg(format!("{}:base", layout.display())).arg(&bundle));
+    layout
+}
+
+fn podman_run(archive: &Path, name: &str) -> String {
+    require("podman");
+    require("runc");
+    ok(Command::new("podman").arg("load").arg("-i").arg(archive));
+    let out = ok(Command::new("podman").args([
+        "--runtime", "runc", "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", name,
+    ]));
+    let _ = Command::new("podman").args(["rmi", "-f", name]).output();
+    out
+}
+
+fn digest_of(stdout: &str) -> String {
+    stdout.lines().last().unwrap().to_string()
+}
+
+#[test]
+fn images_run_under_podman_are_deterministic_and_respect_the_layer_budget() {
+    require("skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let demo = demo_copy(tmp.path(), &store);
+    let m = format!("file://{}", tmp.path().join("mirror").display());
+    ok(stackci().current_dir(&demo).args(["--mirror", &m, "run", "-j", "2"]));
+    let base = glibc_base(tmp.path());
+    let base_ref = format!("oci-layout:{}:base", base.display());
+
+    // OCI layout target, twice: same digest; skopeo reads it.
+    let out1 = tmp.path().join("out1");
+    let out2 = tmp.path().join("out2");
+    let d1 = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:v1", out1.display()))));
+    let d2 = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:v1", out2.display()))));
+    assert!(d1.starts_with("sha256:"), "{d1}");
+    assert_eq!(d1, d2, "the same image built twice has different digests");
+    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").arg("inspect").arg(format!("oci:{}:v1", out1.display())))).unwrap();
+    assert_eq!(inspect["Digest"], d1.as_str());
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 4, "base + libcrc + libreport + hello");
+    assert_eq!(inspect["Created"], "1970-01-01T00:00:00Z");
+    assert!(inspect["Env"].as_array().unwrap().iter().any(|e| e == "LANG=C.UTF-8"));
+
+    // docker-archive: read by skopeo, loaded and run by podman.
+    let archive = tmp.path().join("demo.tar");
+    ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--base", &base_ref, "--to"]).arg(format!("docker-archive:{}:stackci-test/demo:v1", archive.display())));
+    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", archive.display())))).unwrap();
+    assert_eq!(inspect["Labels"]["dev.stackci.image"], "demo");
+    assert_eq!(podman_run(&archive, "stackci-test/demo:v1"), HELLO);
+
+    // Budget 3 for 4 layers: the two smallest package layers merge; the image still runs.
+    let merged = tmp.path().join("merged.tar");
+    ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "3", "--base", &base_ref, "--to"]).arg(format!("docker-archive:{}:stackci-test/merged:v1", merged.display())));
+    let inspect: serde_json::Value = serde_json::from_str(&ok(Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", merged.display())))).unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
+    assert_eq!(podman_run(&merged, "stackci-test/merged:v1"), HELLO);
+    let again = tmp.path().join("merged2");
+    let a = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "3", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:x", again.display()))));
+    let b = digest_of(&ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "3", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:y", again.display()))));
+    assert_eq!(a, b, "merging layers is not deterministic");
+
+    // A budget the base alone fills is a clear error.
+    let out = output(stackci().current_dir(&demo).args(["--mirror", &m, "image", "demo", "--layer-budget", "1", "--base", &base_ref, "--to"]).arg(format!("oci-layout:{}:z", again.display())));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("budget"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn static_program_runs_in_a_scratch_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let demo = demo_copy(tmp.path(), &store);
+    let m = format!("file://{}", tmp.path().join("mirror").display());
+    ok(stackci().current_dir(&demo).args(["--mirror", &m, "run", "crcsum"]));
+    let archive = tmp.path().join("crcsum.tar");
+    ok(stackci().current_dir(&demo).args(["--mirror", &m, "image", "crcsum", "--to"]).arg(format!("docker-archive:{}:stackci-test/crcsum:v1", archive.display())));
+    assert_eq!(podman_run(&archive, "stackci-test/crcsum:v1"), "63a29956 729d1931 0bc502e3 7 stackci\n");
+}
