@@ -449,3 +449,72 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
     std::fs::write(&b, filled).unwrap();
     validate("gitlab", &[a, b]);
 }
+
+/// Loads a stack file of the repository and plans it against an empty mirror.
+fn load(rel: &str) -> (Stack, Plan) {
+    let stack = stackci::stack::load(&root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let plan = plan(&stack);
+    (stack, plan)
+}
+
+/// Both real Spack lockfiles: one job per non-external spec, at most 50 needs each, every
+/// need a job of the same file in an earlier stage, and GitLab's schema passes. Their
+/// workflows (SLAC's is large enough for matrix jobs) pass the schema and actionlint.
+#[test]
+fn spack_fixtures_generate_valid_pipelines_and_workflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gitlab_files = Vec::new();
+    let mut workflows = Vec::new();
+    for (name, specs, externals) in [("all-pythons", 81, 4), ("slac-relmanage", 514, 1)] {
+        let rel = format!("tests/fixtures/spack/{name}.spack.lock");
+        let (stack, plan) = load(&rel);
+        assert_eq!(stack.packages.len(), specs, "{name}");
+        assert_eq!(stack.packages.iter().filter(|p| p.is_external()).count(), externals, "{name}");
+        let opts = GitlabOptions::new(&rel, GitlabSettings::default());
+        let files = gitlab_pipeline(&plan, &stack, &opts).unwrap();
+        // 513 jobs and the 2 finish jobs exceed 500: SLAC's plan is split in two parts.
+        assert_eq!(files.len(), if specs - externals + 2 > 500 { 4 } else { 2 }, "{name}");
+        let mut total = 0;
+        for (file, yaml) in files.iter().filter(|f| !f.0.ends_with("-images.yml")) {
+            let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+            let jobs = build_jobs(yaml);
+            total += jobs.len();
+            let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+            let stage_of = |job: &str| stages.iter().position(|s| *s == v[job]["stage"]).unwrap();
+            for job in &jobs {
+                let script = v[job]["script"][0].as_str().unwrap();
+                assert!(script.starts_with("spack --env tests/fixtures/spack install --no-add /"), "{script}");
+                if let Some(needs) = v[job].get("needs") {
+                    let needs = needs.as_array().unwrap();
+                    assert!(needs.len() <= 50, "{file}: {job} has {} needs", needs.len());
+                    for n in needs {
+                        assert!(stage_of(n.as_str().unwrap()) < stage_of(job), "{file}: {job} needs {n}");
+                    }
+                }
+            }
+        }
+        assert_eq!(total, specs - externals, "{name}: one job per non-external spec");
+        gitlab_files.extend(write_all(&dir.path().join(name), &files));
+        let wf = github_workflow(&stack, &GithubOptions::new(&rel, GithubSettings::default())).unwrap();
+        assert_eq!(wf.contains("strategy:"), specs - externals > 200, "{name}: matrix jobs only beyond 200 packages");
+        workflows.extend(write_all(&dir.path().join(name), &[("workflow.yml".to_string(), wf)]));
+    }
+    validate("gitlab", &gitlab_files);
+    validate("workflow", &workflows);
+}
+
+/// The example stack's generated files, pinned.
+#[test]
+fn example_stack_snapshots() {
+    assert_eq!(std::env::consts::ARCH, "x86_64", "hashes include the platform; these snapshots are for x86_64-linux");
+    let (stack, plan) = load("examples/demo/stack.yaml");
+    let files = gitlab_pipeline(&plan, &stack, &GitlabOptions::new("examples/demo/stack.yaml", GitlabSettings::default())).unwrap();
+    let mut gitlab = String::new();
+    for (name, yaml) in &files {
+        gitlab.push_str(&format!("=== {name}\n{yaml}"));
+    }
+    let gitlab = gitlab.replace(&plan.mirror, "file:///srv/mirror");
+    insta::assert_snapshot!("example_gitlab", gitlab);
+    let opts = GithubOptions::new("examples/demo/stack.yaml", GithubSettings::default());
+    insta::assert_snapshot!("example_github", github_workflow(&stack, &opts).unwrap());
+}

@@ -220,9 +220,10 @@ fn expr_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The lines `stackci plan --github-output` appends to `$GITHUB_OUTPUT`: `force` (the
-/// keys to rebuild even if cached) and, per the workflow's layout, `build` (the keys to
-/// build) or one `level_...` list per matrix job; each value is a one-line JSON array.
+/// The job outputs `stackci plan --github-output` appends to `$GITHUB_OUTPUT` (with
+/// [`crate::ci::output::append_github_output`]): per the workflow's layout, `build` (the
+/// keys to build) or one `level_...` list per matrix job, then `force` (the keys to rebuild
+/// even if cached); each value is a one-line JSON array.
 ///
 /// Selected packages are built when the mirror lacks them (or always, with `force`);
 /// whatever they need that the mirror lacks is built too: all dependencies of a package
@@ -232,7 +233,7 @@ pub fn github_plan_outputs(
     plan: &Plan,
     select: &Selection,
     settings: &GithubSettings,
-) -> Result<String> {
+) -> Result<Vec<(String, String)>> {
     ensure!(
         plan.packages.len() == stack.packages.len(),
         "the plan does not belong to stack {}",
@@ -282,20 +283,16 @@ pub fn github_plan_outputs(
             .collect();
         Ok(serde_json::to_string(&keys)?)
     };
-    let mut out = String::new();
+    let mut out = Vec::new();
     match &layout.mode {
-        Mode::PerPackage(_) => out.push_str(&format!("build={}\n", list(&|i| build[i], &mut (0..n))?)),
+        Mode::PerPackage(_) => out.push(("build".to_string(), list(&|i| build[i], &mut (0..n))?)),
         Mode::Matrix(chunks) => {
             for c in chunks {
-                out.push_str(&format!(
-                    "{}={}\n",
-                    c.output,
-                    list(&|i| build[i], &mut c.members.iter().copied())?
-                ));
+                out.push((c.output.clone(), list(&|i| build[i], &mut c.members.iter().copied())?));
             }
         }
     }
-    out.push_str(&format!("force={}\n", list(&|i| build[i] && forced[i], &mut (0..n))?));
+    out.push(("force".to_string(), list(&|i| build[i] && forced[i], &mut (0..n))?));
     Ok(out)
 }
 

@@ -8,11 +8,8 @@ fn opts() -> GithubOptions {
     GithubOptions::new("stack.yaml", GithubSettings::default())
 }
 
-fn outputs(text: &str) -> BTreeMap<String, Value> {
-    text.lines()
-        .map(|l| l.split_once('=').unwrap())
-        .map(|(k, v)| (k.to_string(), serde_json::from_str(v).unwrap()))
-        .collect()
+fn outputs(entries: &[(String, String)]) -> BTreeMap<String, Value> {
+    entries.iter().map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap())).collect()
 }
 
 #[test]
