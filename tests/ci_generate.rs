@@ -518,3 +518,30 @@ fn example_stack_snapshots() {
     let opts = GithubOptions::new("examples/demo/stack.yaml", GithubSettings::default());
     insta::assert_snapshot!("example_github", github_workflow(&stack, &opts).unwrap());
 }
+
+/// The `ci: github:` settings of the example workflow (to move into examples/demo/stack.yaml
+/// once the loader reads `ci:`): the action from this checkout, a registry mirror every job
+/// shares, and the permission to push to it.
+fn demo_github_settings() -> GithubSettings {
+    let mut s = GithubSettings { action: "./".into(), ..Default::default() };
+    s.permissions.insert("packages".into(), "write".into());
+    s.env.insert("STACKCI_MIRROR".into(), "oci://ghcr.io/${{ github.repository }}/demo-mirror".into());
+    s
+}
+
+/// `.github/workflows/stackci-demo.yml` is what the generator makes of the example stack
+/// (`STACKCI_UPDATE_WORKFLOWS=1` rewrites it).
+#[test]
+fn example_workflow_is_up_to_date() {
+    let (stack, _) = load("examples/demo/stack.yaml");
+    let mut opts = GithubOptions::new("examples/demo/stack.yaml", demo_github_settings());
+    opts.output = ".github/workflows/stackci-demo.yml".into();
+    let rendered = github_workflow(&stack, &opts).unwrap();
+    let path = root().join(&opts.output);
+    if std::env::var_os("STACKCI_UPDATE_WORKFLOWS").is_some() {
+        std::fs::write(&path, &rendered).unwrap();
+    }
+    if let Err(e) = stackci::ci::check::check(&path, &rendered, &opts.regenerate_command()) {
+        panic!("{e}\n(or STACKCI_UPDATE_WORKFLOWS=1 cargo test --test ci_generate example_workflow)");
+    }
+}
