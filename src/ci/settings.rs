@@ -61,7 +61,7 @@ pub struct GitlabSettings {
     pub max_needs: usize,
     /// Largest generated file in bytes (GitLab's `max_yaml_size_bytes`). Default: 2 MiB.
     pub max_bytes: usize,
-    /// Job job timeout (`timeout:`, e.g. `3h 30m`). Default: none (the project's setting).
+    /// Job timeout (`timeout:`, e.g. `3h 30m`). Default: none (the project's setting).
     pub timeout: Option<String>,
     /// Command run by the job of a Spack package, with `{hash}`, `{name}`, `{version}`,
     /// `{tag}` and `{env}` (the directory of the lockfile) replaced.
@@ -169,4 +169,64 @@ pub enum RunsOn {
     Label(String),
     /// Several labels that a runner must all carry.
     Labels(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Doc {
+        ci: CiSettings,
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+ci:
+  gitlab:
+    image: registry.example.com/build/stackci:0.1
+    tags: [linux, x86_64]
+    before_script: ["source /etc/profile"]
+    variables: { MAKEFLAGS: "-j8" }
+    max_jobs: 300
+    spack_command: "spack install /{hash}"
+  github:
+    runs_on: [self-hosted, linux]
+    timeout_minutes: 120
+    permissions: { contents: read, statuses: write }
+    env: { CFLAGS: "-O2" }
+    container: { image: "debian:12", options: "--user 0" }
+    setup_steps:
+      - uses: actions/setup-python@v5
+        with: { python-version: "3.12" }
+"#;
+        let ci = serde_saphyr::from_str::<Doc>(text).unwrap().ci;
+        assert_eq!(ci.gitlab.tags, ["linux", "x86_64"]);
+        assert_eq!(ci.gitlab.max_jobs, 300);
+        assert_eq!(ci.gitlab.max_needs, 50, "defaults fill what is not given");
+        assert_eq!(ci.gitlab.variables["MAKEFLAGS"], "-j8");
+        assert_eq!(
+            ci.github.runs_on,
+            RunsOn::Labels(vec!["self-hosted".into(), "linux".into()])
+        );
+        assert_eq!(ci.github.timeout_minutes, 120);
+        assert_eq!(ci.github.setup_steps[0]["with"]["python-version"], "3.12");
+        assert_eq!(ci.github.container.as_ref().unwrap()["image"], "debian:12");
+        assert_eq!(ci.github.action, DEFAULT_ACTION);
+        let one: Doc = serde_saphyr::from_str("ci: { github: { runs_on: ubuntu-24.04 } }").unwrap();
+        assert_eq!(one.ci.github.runs_on, RunsOn::Label("ubuntu-24.04".into()));
+        let empty: Doc = serde_saphyr::from_str("ci: {}").unwrap();
+        assert_eq!(empty.ci, CiSettings::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = serde_saphyr::from_str::<Doc>("ci: { gitlab: { imgae: x } }")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("imgae"), "{err}");
+        assert!(serde_saphyr::from_str::<Doc>("ci: { circle: {} }").is_err());
+    }
 }

@@ -9,7 +9,10 @@ fn opts() -> GithubOptions {
 }
 
 fn outputs(entries: &[(String, String)]) -> BTreeMap<String, Value> {
-    entries.iter().map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap())).collect()
+    entries
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap()))
+        .collect()
 }
 
 #[test]
