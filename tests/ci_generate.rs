@@ -211,7 +211,10 @@ fn github_workflows_pass_the_schema_and_actionlint() {
     ));
     // Matrix mode, with levels split into chunks.
     let big = synthetic(2000);
-    let st = GithubSettings { max_matrix: 100, ..Default::default() };
+    let st = GithubSettings {
+        max_matrix: 100,
+        ..Default::default()
+    };
     let wf = github_workflow(&big, &GithubOptions::new("stack.yaml", st)).unwrap();
     assert!(wf.contains("strategy:") && wf.contains("_2) }}"), "matrix chunks");
     files.push(("matrix.yml".to_string(), wf));
@@ -469,7 +472,11 @@ fn spack_fixtures_generate_valid_pipelines_and_workflows() {
         let rel = format!("tests/fixtures/spack/{name}.spack.lock");
         let (stack, plan) = load(&rel);
         assert_eq!(stack.packages.len(), specs, "{name}");
-        assert_eq!(stack.packages.iter().filter(|p| p.is_external()).count(), externals, "{name}");
+        assert_eq!(
+            stack.packages.iter().filter(|p| p.is_external()).count(),
+            externals,
+            "{name}"
+        );
         let opts = GitlabOptions::new(&rel, GitlabSettings::default());
         let files = gitlab_pipeline(&plan, &stack, &opts).unwrap();
         // 513 jobs and the 2 finish jobs exceed 500: SLAC's plan is split in two parts.
@@ -479,11 +486,19 @@ fn spack_fixtures_generate_valid_pipelines_and_workflows() {
             let v: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
             let jobs = build_jobs(yaml);
             total += jobs.len();
-            let stages: Vec<&str> = v["stages"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+            let stages: Vec<&str> = v["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap())
+                .collect();
             let stage_of = |job: &str| stages.iter().position(|s| *s == v[job]["stage"]).unwrap();
             for job in &jobs {
                 let script = v[job]["script"][0].as_str().unwrap();
-                assert!(script.starts_with("spack --env tests/fixtures/spack install --no-add /"), "{script}");
+                assert!(
+                    script.starts_with("spack --env tests/fixtures/spack install --no-add /"),
+                    "{script}"
+                );
                 if let Some(needs) = v[job].get("needs") {
                     let needs = needs.as_array().unwrap();
                     assert!(needs.len() <= 50, "{file}: {job} has {} needs", needs.len());
@@ -496,7 +511,11 @@ fn spack_fixtures_generate_valid_pipelines_and_workflows() {
         assert_eq!(total, specs - externals, "{name}: one job per non-external spec");
         gitlab_files.extend(write_all(&dir.path().join(name), &files));
         let wf = github_workflow(&stack, &GithubOptions::new(&rel, GithubSettings::default())).unwrap();
-        assert_eq!(wf.contains("strategy:"), specs - externals > 200, "{name}: matrix jobs only beyond 200 packages");
+        assert_eq!(
+            wf.contains("strategy:"),
+            specs - externals > 200,
+            "{name}: matrix jobs only beyond 200 packages"
+        );
         workflows.extend(write_all(&dir.path().join(name), &[("workflow.yml".to_string(), wf)]));
     }
     validate("gitlab", &gitlab_files);
@@ -506,9 +525,18 @@ fn spack_fixtures_generate_valid_pipelines_and_workflows() {
 /// The example stack's generated files, pinned.
 #[test]
 fn example_stack_snapshots() {
-    assert_eq!(std::env::consts::ARCH, "x86_64", "hashes include the platform; these snapshots are for x86_64-linux");
+    assert_eq!(
+        std::env::consts::ARCH,
+        "x86_64",
+        "hashes include the platform; these snapshots are for x86_64-linux"
+    );
     let (stack, plan) = load("examples/demo/stack.yaml");
-    let files = gitlab_pipeline(&plan, &stack, &GitlabOptions::new("examples/demo/stack.yaml", GitlabSettings::default())).unwrap();
+    let files = gitlab_pipeline(
+        &plan,
+        &stack,
+        &GitlabOptions::new("examples/demo/stack.yaml", GitlabSettings::default()),
+    )
+    .unwrap();
     let mut gitlab = String::new();
     for (name, yaml) in &files {
         gitlab.push_str(&format!("=== {name}\n{yaml}"));
@@ -523,9 +551,15 @@ fn example_stack_snapshots() {
 /// once the loader reads `ci:`): the action from this checkout, a registry mirror every job
 /// shares, and the permission to push to it.
 fn demo_github_settings() -> GithubSettings {
-    let mut s = GithubSettings { action: "./".into(), ..Default::default() };
+    let mut s = GithubSettings {
+        action: "./".into(),
+        ..Default::default()
+    };
     s.permissions.insert("packages".into(), "write".into());
-    s.env.insert("STACKCI_MIRROR".into(), "oci://ghcr.io/${{ github.repository }}/demo-mirror".into());
+    s.env.insert(
+        "STACKCI_MIRROR".into(),
+        "oci://ghcr.io/${{ github.repository }}/demo-mirror".into(),
+    );
     s
 }
 
