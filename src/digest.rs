@@ -57,9 +57,7 @@ impl fmt::Debug for Digest {
 impl FromStr for Digest {
     type Err = ParseDigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| ParseDigestError(s.to_string()))?;
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| ParseDigestError(s.to_string()))?;
         Digest::from_hex(hex).map_err(|_| ParseDigestError(s.to_string()))
     }
 }
@@ -109,9 +107,7 @@ impl Hasher {
 
 /// Digest mismatch found while reading a blob.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "content of {what} does not match its digest: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)"
-)]
+#[error("content of {what} does not match its digest: expected {expected} ({expected_size} bytes), got {actual} ({actual_size} bytes)")]
 pub struct DigestMismatch {
     /// What was read (a blob, a file, a URL).
     pub what: String,
@@ -139,14 +135,7 @@ pub struct VerifyingReader<R> {
 impl<R: Read> VerifyingReader<R> {
     /// Wraps `inner`, expecting `expected` (and `expected_size` bytes, when given).
     pub fn new(inner: R, expected: Digest, expected_size: Option<u64>, what: impl Into<String>) -> Self {
-        VerifyingReader {
-            inner,
-            hasher: Hasher::default(),
-            expected,
-            expected_size,
-            what: what.into(),
-            done: false,
-        }
+        VerifyingReader { inner, hasher: Hasher::default(), expected, expected_size, what: what.into(), done: false }
     }
 }
 
@@ -193,10 +182,7 @@ mod tests {
     #[test]
     fn parses_and_prints() {
         let d = Digest::of(b"");
-        assert_eq!(
-            d.to_string(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         assert!("sha256:E3B0".parse::<Digest>().is_err());
         assert!("md5:abc".parse::<Digest>().is_err());
@@ -206,17 +192,11 @@ mod tests {
     fn verifying_reader_rejects_corruption() {
         let good = Digest::of(b"hello");
         let mut out = Vec::new();
-        VerifyingReader::new(&b"hello"[..], good.clone(), Some(5), "t")
-            .read_to_end(&mut out)
-            .unwrap();
-        let err = VerifyingReader::new(&b"hellO"[..], good.clone(), Some(5), "t")
-            .read_to_end(&mut out)
-            .unwrap_err();
+        VerifyingReader::new(&b"hello"[..], good.clone(), Some(5), "t").read_to_end(&mut out).unwrap();
+        let err = VerifyingReader::new(&b"hellO"[..], good.clone(), Some(5), "t").read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("does not match"), "{err}");
-        let err = VerifyingReader::new(&b"hello!"[..], good, Some(5), "t")
-            .read_to_end(&mut out)
-            .unwrap_err();
+        let err = VerifyingReader::new(&b"hello!"[..], good, Some(5), "t").read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

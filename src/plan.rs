@@ -86,11 +86,7 @@ impl Plan {
                 level,
             });
         }
-        Plan {
-            stack: stack.name.clone(),
-            mirror,
-            packages,
-        }
+        Plan { stack: stack.name.clone(), mirror, packages }
     }
 
     /// The entries that must be built, in dependency order.

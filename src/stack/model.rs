@@ -137,15 +137,7 @@ impl Package {
     /// Characters not allowed in an OCI tag become `_`; the result is at most 128 characters.
     pub fn tag(&self) -> String {
         let clean = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect()
+            s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
         };
         let mut head = format!("{}-{}", clean(&self.name), clean(&self.version));
         head.truncate(128 - 1 - self.hash.len());
@@ -193,9 +185,7 @@ impl Stack {
             }
             stack.extend(self.packages[i].deps.iter().filter(|d| follow(d)).map(|d| d.index));
         }
-        (0..self.packages.len())
-            .filter(|&i| seen[i] && !self.packages[i].is_external())
-            .collect()
+        (0..self.packages.len()).filter(|&i| seen[i] && !self.packages[i].is_external()).collect()
     }
 
     /// Index of the package named `name` (or whose tag or hash is `name`), if unique.
