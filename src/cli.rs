@@ -56,7 +56,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show each package: name, version, hash, status (cached|build|external), dependencies.
-    Plan,
+    Plan(PlanArgs),
     /// Build what the mirror lacks, in dependency order, and push each package.
     ///
     /// Independent branches keep building when one package fails; the exit code is 1 if
@@ -83,6 +83,63 @@ pub enum Command {
     /// GitLab CI to CI_COMMIT_SHA with STACKCI_GITLAB_TOKEN/GITLAB_TOKEN, or to GitHub with
     /// --github-repo. Tokens are never printed.
     Status(StatusArgs),
+    /// Write the CI pipeline for the stack (GitLab child pipeline or GitHub workflow).
+    #[command(subcommand)]
+    Generate(Generate),
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Append what the generated GitHub workflow must build to $GITHUB_OUTPUT.
+    #[arg(long)]
+    pub github_output: bool,
+
+    /// With --github-output: rebuild the selected packages even if the mirror has them.
+    #[arg(long, requires = "github_output")]
+    pub force: bool,
+
+    /// With --github-output: only these packages (and what they need); default: all.
+    #[arg(value_name = "PKG", requires = "github_output")]
+    pub packages: Vec<String>,
+}
+
+/// The CI systems `generate` writes for.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// A GitLab dynamic child pipeline: one job per package to build, in dependency order,
+    /// within GitLab's limits (50 needs per job, --max-jobs per pipeline, 2 MB per file).
+    Gitlab(GenerateGitlabArgs),
+    /// A GitHub Actions workflow whose jobs follow the stack's DAG and skip what is cached.
+    Github(GenerateGithubArgs),
+}
+
+/// Arguments of `generate gitlab`.
+#[derive(Debug, Args)]
+pub struct GenerateGitlabArgs {
+    /// Output file (part and image pipelines are written beside it).
+    #[arg(short, long, value_name = "FILE", default_value = crate::ci::gitlab::DEFAULT_OUTPUT)]
+    pub output: PathBuf,
+
+    /// Most jobs per child pipeline; larger plans are split by level (default: ci.gitlab.max_jobs, 500).
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<usize>,
+
+    /// Image of the build jobs when the stack sets no ci.gitlab.image.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+}
+
+/// Arguments of `generate github`.
+#[derive(Debug, Args)]
+pub struct GenerateGithubArgs {
+    /// Output file.
+    #[arg(short, long, value_name = "FILE", default_value = crate::ci::github::DEFAULT_OUTPUT)]
+    pub output: PathBuf,
+
+    /// Do not write: exit 1 with a diff when the file differs from what would be written.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Arguments of `image`.
@@ -209,7 +266,11 @@ pub struct InstallArgs {
 
 /// Parses the command line and runs the command.
 pub fn main() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // An empty STACKCI_STACK / STACKCI_MIRROR (as CI templates set) means "not set".
+    cli.stack = cli.stack.filter(|p| !p.as_os_str().is_empty());
+    cli.mirror = cli.mirror.filter(|m| !m.is_empty());
+    cli.ca_cert = cli.ca_cert.filter(|p| !p.as_os_str().is_empty());
     commands::run(cli)
 }
 

@@ -84,6 +84,8 @@ fn empty_stack(name: &str) -> Stack {
         mirror: None,
         packages: Vec::new(),
         images: BTreeMap::new(),
+        status: Default::default(),
+        ci: Default::default(),
     }
 }
 
@@ -547,28 +549,16 @@ fn example_stack_snapshots() {
     insta::assert_snapshot!("example_github", github_workflow(&stack, &opts).unwrap());
 }
 
-/// The `ci: github:` settings of the example workflow (to move into examples/demo/stack.yaml
-/// once the loader reads `ci:`): the action from this checkout, a registry mirror every job
-/// shares, and the permission to push to it.
-fn demo_github_settings() -> GithubSettings {
-    let mut s = GithubSettings {
-        action: "./".into(),
-        ..Default::default()
-    };
-    s.permissions.insert("packages".into(), "write".into());
-    s.env.insert(
-        "STACKCI_MIRROR".into(),
-        "oci://ghcr.io/${{ github.repository }}/demo-mirror".into(),
-    );
-    s
-}
-
 /// `.github/workflows/stackci-demo.yml` is what the generator makes of the example stack
 /// (`STACKCI_UPDATE_WORKFLOWS=1` rewrites it).
 #[test]
 fn example_workflow_is_up_to_date() {
     let (stack, _) = load("examples/demo/stack.yaml");
-    let mut opts = GithubOptions::new("examples/demo/stack.yaml", demo_github_settings());
+    assert_eq!(
+        stack.ci.github.action, "./",
+        "examples/demo/stack.yaml lost its ci: github: settings"
+    );
+    let mut opts = GithubOptions::new("examples/demo/stack.yaml", stack.ci.github.clone());
     opts.output = ".github/workflows/stackci-demo.yml".into();
     let rendered = github_workflow(&stack, &opts).unwrap();
     let path = root().join(&opts.output);

@@ -47,6 +47,8 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         mirror: None,
         packages,
         images: BTreeMap::new(),
+        status: Default::default(),
+        ci: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::stack::{self, Stack};
 
 mod build;
 mod ci_report;
+mod generate;
 mod image;
 mod index;
 mod install;
@@ -109,13 +110,14 @@ pub fn cpus() -> usize {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Context::new(&cli)?;
     match &cli.command {
-        Command::Plan => plan::run(&ctx),
+        Command::Plan(args) => plan::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Build(args) => build::run(&ctx, args),
         Command::Install(args) => install::run(&ctx, args),
         Command::Index => index::run(&ctx),
         Command::Image(args) => image::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Generate(which) => generate::run(&ctx, which),
     }
 }
 

@@ -3,14 +3,33 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::Context;
+use crate::ci::env::GITHUB_OUTPUT;
+use crate::ci::github::{Selection, github_plan_outputs};
+use crate::ci::output::append_github_output;
+use crate::cli::PlanArgs;
 use crate::plan::{Plan, Status};
 
-/// Computes the plan from one mirror listing and prints it (a table, or JSON with `--json`).
-pub fn run(ctx: &Context) -> Result<ExitCode> {
+/// Computes the plan from one mirror listing and prints it (a table, or JSON with `--json`);
+/// with `--github-output`, appends what the generated workflow must build to `$GITHUB_OUTPUT`.
+pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
     let plan = compute(ctx)?;
+    if args.github_output {
+        let select = Selection {
+            force: args.force,
+            packages: args.packages.clone(),
+        };
+        let entries = github_plan_outputs(&ctx.stack, &plan, &select, &ctx.stack.ci.github)?;
+        let path = std::env::var_os(GITHUB_OUTPUT)
+            .filter(|p| !p.is_empty())
+            .context("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")?;
+        append_github_output(std::path::Path::new(&path), &entries)?;
+        for (k, v) in &entries {
+            eprintln!("{k}={v}");
+        }
+    }
     let mut out = std::io::stdout().lock();
     if ctx.json {
         serde_json::to_writer_pretty(&mut out, &plan)?;

@@ -9,13 +9,24 @@ use super::ci_report::status_options;
 use crate::ci::status::{self, Status};
 use crate::cli::StatusArgs;
 
-/// Posts the status; without a CI environment (or token) it is an error, since that was
-/// the whole point of the command.
+/// Posts the status. A status that cannot be posted (not in CI, no token, API refusal) is a
+/// warning unless `--strict`, so a pipeline's final job never fails over reporting.
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<ExitCode> {
-    let Some(reporter) = status::from_env(&status_options(ctx, &args.status))? else {
-        bail!(
-            "not running in GitHub Actions or GitLab CI: no commit to post a status to (GITHUB_ACTIONS / GITLAB_CI unset)"
-        );
+    let reporter = match status::from_env(&status_options(ctx, &args.status)) {
+        Ok(r) => r,
+        Err(e) if args.status.strict => return Err(e),
+        Err(e) => {
+            eprintln!("warning: status `{}` not posted: {e:#}", args.state);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let Some(reporter) = reporter else {
+        let why = "not running in GitHub Actions or GitLab CI: no commit to post a status to (GITHUB_ACTIONS / GITLAB_CI unset)";
+        if args.status.strict {
+            bail!(why);
+        }
+        eprintln!("warning: status `{}` not posted: {why}", args.state);
+        return Ok(ExitCode::SUCCESS);
     };
     let context = args
         .context
@@ -32,7 +43,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<ExitCode> {
     {
         s = s.with_target_url(u);
     }
-    reporter.post(&s)?;
-    eprintln!("posted {} `{}` to {}", args.state, s.context, reporter.destination());
+    status::report(reporter.as_ref(), &s, args.status.strict)?;
+    eprintln!("status {} `{}` for {}", args.state, s.context, reporter.destination());
     Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,8 @@ pub struct Stack {
     pub images: BTreeMap<String, ImageSpec>,
     /// The `status:` section (where commit statuses go).
     pub status: crate::ci::status::StatusConfig,
+    /// The `ci:` section (settings of the generated pipelines).
+    pub ci: crate::ci::settings::CiSettings,
 }
 
 /// One package of a stack.

@@ -293,6 +293,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         packages,
         images: BTreeMap::new(),
         status: Default::default(),
+        ci: Default::default(),
     })
 }
 

@@ -73,6 +73,8 @@ struct RawStack {
     images: Entries<RawImage>,
     #[serde(default)]
     status: crate::ci::status::StatusConfig,
+    #[serde(default)]
+    ci: crate::ci::settings::CiSettings,
 }
 
 /// One entry of `packages:`.
@@ -330,6 +332,7 @@ impl<'a> Converter<'a> {
 
     fn convert(&self, raw: RawStack) -> Result<Stack, StackError> {
         let raw_status = raw.status.clone();
+        let raw_ci = raw.ci.clone();
         let name = raw
             .name
             .ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
@@ -474,6 +477,7 @@ impl<'a> Converter<'a> {
             packages,
             images,
             status: raw_status,
+            ci: raw_ci,
         })
     }
 

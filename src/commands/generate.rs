@@ -1,0 +1,100 @@
+//! `stackci generate gitlab|github`: CI files rendered from the stack and its plan.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+use super::Context;
+use crate::ci::check::{self, CheckError};
+use crate::ci::github::{self, GithubOptions};
+use crate::ci::gitlab::{self, GitlabOptions};
+use crate::cli::Generate;
+
+/// Renders and writes (or checks) the requested CI file(s).
+pub fn run(ctx: &Context, which: &Generate) -> Result<ExitCode> {
+    let stack_file = stack_file_for_ci(ctx);
+    match which {
+        Generate::Gitlab(args) => {
+            let plan = super::plan::compute(ctx)?;
+            let mut settings = ctx.stack.ci.gitlab.clone();
+            if let Some(n) = args.max_jobs {
+                settings.max_jobs = n;
+            }
+            let mut opts = GitlabOptions::new(stack_file, settings);
+            opts.output = args.output.display().to_string();
+            opts.image = args.image.clone().filter(|i| !i.is_empty());
+            let files = gitlab::gitlab_pipeline(&plan, &ctx.stack, &opts)?;
+            write_all(&files)?;
+            let jobs = plan.to_build().count();
+            eprintln!(
+                "wrote {} ({} package(s) to build, {} file(s))",
+                args.output.display(),
+                jobs,
+                files.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Generate::Github(args) => {
+            let mut opts = GithubOptions::new(stack_file, ctx.stack.ci.github.clone());
+            opts.output = args.output.display().to_string();
+            let rendered = github::github_workflow(&ctx.stack, &opts)?;
+            if args.check {
+                return match check::check(&args.output, &rendered, &opts.regenerate_command()) {
+                    Ok(()) => {
+                        eprintln!("{} is up to date", args.output.display());
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e @ CheckError::Stale { .. }) => {
+                        eprintln!("error: {e}");
+                        Ok(ExitCode::from(1))
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            }
+            write_all(&[(args.output.display().to_string(), rendered)])?;
+            eprintln!("wrote {}", args.output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The stack file as CI jobs see it: relative to the current directory (the project
+/// root in CI) when it is below it.
+fn stack_file_for_ci(ctx: &Context) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let path = &ctx.stack.path;
+    let abs = if path.is_absolute() {
+        path.clone()
+    } else {
+        cwd.join(path)
+    };
+    abs.strip_prefix(&cwd)
+        .map(Path::to_path_buf)
+        .unwrap_or(abs)
+        .display()
+        .to_string()
+}
+
+/// Writes every file to a temporary name first, then renames them all, so a failure
+/// leaves no file half-written.
+fn write_all(files: &[(String, String)]) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (name, text) in files {
+        let dest = PathBuf::from(name);
+        let dir = dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).with_context(|| format!("writing {name}"))?;
+        staged.push((tmp, dest));
+    }
+    for (tmp, dest) in staged {
+        tmp.persist(&dest)
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
+    Ok(())
+}
