@@ -17,6 +17,7 @@ use crate::digest::Digest;
 pub mod fs;
 pub mod layout;
 pub mod package;
+pub mod s3;
 pub mod store;
 
 /// Media type of an OCI image manifest.
