@@ -35,6 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "SSL_CERT_FILE")]
     pub ca_cert: Option<PathBuf>,
 
+    /// S3-compatible endpoint URL for s3:// mirrors (MinIO, R2, Ceph...).
+    #[arg(long, global = true, value_name = "URL", env = "STACKCI_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
     /// Show more: recipe output as plain lines.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,

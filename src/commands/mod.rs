@@ -51,6 +51,7 @@ impl Context {
         let opts = MirrorOptions {
             ca_cert: cli.ca_cert.clone(),
             jobs: 0,
+            s3_endpoint: cli.s3_endpoint.clone().filter(|e| !e.is_empty()),
         };
         let mirror = open(&mirror_url, &stack.dir, &opts).with_context(|| format!("opening mirror {mirror_url}"))?;
         let mirror = Arc::from(mirror);

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod oci;
 pub mod open;
 pub mod package;
+pub mod s3;
 pub mod store;
 
 /// Media type of an OCI image manifest.

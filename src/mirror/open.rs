@@ -9,6 +9,7 @@ use super::fs::FsStore;
 use super::layout::LayoutMirror;
 use super::oci::client::ClientOptions;
 use super::oci::mirror::RegistryMirror;
+use super::s3::{S3Options, S3Store};
 
 /// Options every backend may use; each states its default.
 #[derive(Debug, Clone, Default)]
@@ -17,10 +18,12 @@ pub struct MirrorOptions {
     pub ca_cert: Option<PathBuf>,
     /// Parallel uploads (default 8 when 0).
     pub jobs: usize,
+    /// S3-compatible endpoint (`--s3-endpoint`; default: `AWS_ENDPOINT_URL` or AWS).
+    pub s3_endpoint: Option<String>,
 }
 
 /// Opens the mirror at `url`: `file://DIR` (or a plain path, relative to `base`),
-/// `oci://HOST/REPO` or `oci+http://HOST/REPO`.
+/// `s3://BUCKET/PREFIX`, `oci://HOST/REPO` or `oci+http://HOST/REPO`.
 pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirror>> {
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Box::new(LayoutMirror::new(FsStore::new(base.join(path)))));
@@ -36,6 +39,13 @@ pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirr
             ..ClientOptions::default()
         };
         return Ok(Box::new(RegistryMirror::new(url, &client)?));
+    }
+    if url.starts_with("s3://") {
+        let s3 = S3Options {
+            endpoint: opts.s3_endpoint.clone(),
+            ..S3Options::default()
+        };
+        return Ok(Box::new(LayoutMirror::new(S3Store::new(url, &s3)?)));
     }
     if url.contains("://") {
         let scheme = url.split("://").next().unwrap_or_default();
