@@ -137,16 +137,13 @@ fn github_run_posts_pending_then_success_and_writes_reports_without_leaking_the_
     // The token is nowhere: not in our output, not in any file written, not in recipe argv/env.
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
     assert_eq!(files_containing(tmp.path(), TOKEN.as_bytes()), Vec::<String>::new());
-    let cmdline = std::fs::read_to_string(
-        std::fs::read_dir(&store)
-            .unwrap()
-            .flatten()
-            .next()
-            .unwrap()
-            .path()
-            .join("cmdline"),
-    )
-    .unwrap();
+    let prefix = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("top-"))
+        .expect("no prefix for `top` in the store")
+        .path();
+    let cmdline = std::fs::read_to_string(prefix.join("cmdline")).unwrap();
     assert!(cmdline.contains("bash"), "recipe cmdline not captured: {cmdline}");
 
     // A failing recipe: pending, then failure.
