@@ -385,6 +385,12 @@ fn errors_name_the_bucket_and_endpoint_and_never_the_secret() {
     }
     assert!(format!("{:#}", errors[1]).contains("InvalidAccessKeyId"));
 
+    let debug = format!("{store:?}");
+    assert!(
+        debug.contains("s3://guarded/x") && !debug.contains(SECRET_KEY),
+        "{debug}"
+    );
+
     let bad = S3Store::new("s3://", &S3Options::default()).map(|_| ()).unwrap_err();
     assert!(bad.to_string().contains("names no bucket"), "{bad}");
 }

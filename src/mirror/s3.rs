@@ -104,6 +104,17 @@ pub struct S3Store {
     jobs: usize,
 }
 
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("location", &self.location())
+            .field("region", &self.target.region)
+            .field("part_size", &self.part_size)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
 impl S3Store {
     /// Connects to `url` (`s3://BUCKET` or `s3://BUCKET/PREFIX`) with credentials and region
     /// from the AWS chain. Nothing is sent to S3 yet; the first operation reports a missing
