@@ -278,10 +278,25 @@ pub fn main() -> Result<ExitCode> {
     commands::run(cli)
 }
 
-/// Prints an error with its cause chain, cargo-style.
+/// Prints an error with its cause chain, cargo-style; on GitHub Actions a stack-file error
+/// is also printed as an `::error file=…,line=…::` annotation so it shows on the file.
 pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
+    }
+    let vars = crate::ci::env::Vars::from_process();
+    let flavor = crate::ci::output::Flavor::detect(&vars);
+    if flavor == crate::ci::output::Flavor::GitHub
+        && let Some(e) = err.chain().find_map(|c| c.downcast_ref::<crate::stack::StackError>())
+    {
+        let annotation = crate::ci::output::Annotation {
+            file: Some(e.file.display().to_string()),
+            line: e.position.map(|p| p.line as u32),
+            col: e.position.map(|p| p.column as u32),
+            title: Some("stackci: invalid stack".into()),
+            message: e.to_string(),
+        };
+        eprint!("{}", flavor.error(&annotation));
     }
 }

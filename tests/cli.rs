@@ -105,3 +105,27 @@ fn terminal_gets_progress_bars_pipes_get_plain_lines() {
         "control characters in piped output: {stderr:?}"
     );
 }
+
+#[test]
+fn stack_errors_become_github_annotations_in_actions() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(
+        tmp.path().join("stack.yaml"),
+        "name: t\npackages:\n  a:\n    build: \"true\"\n",
+    )
+    .unwrap();
+    let out = output(
+        stackci()
+            .current_dir(tmp.path())
+            .env("GITHUB_ACTIONS", "true")
+            .arg("plan"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no annotation: {stderr}"));
+    assert!(line.contains("file=stack.yaml") && line.contains("line="), "{line}");
+    assert!(line.contains("version"), "{line}");
+}

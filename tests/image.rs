@@ -149,8 +149,11 @@ fn static_program_runs_in_a_scratch_image() {
     let archive = tmp.path().join("crcsum.tar");
     ok(stackci()
         .current_dir(&demo)
+        .env("GITHUB_OUTPUT", tmp.path().join("gh-output"))
         .args(["--mirror", &m, "image", "crcsum", "--to"])
         .arg(format!("docker-archive:{}:stackci-test/crcsum:v1", archive.display())));
+    let gh = std::fs::read_to_string(tmp.path().join("gh-output")).unwrap();
+    assert!(gh.contains("image-digest-crcsum") && gh.contains("sha256:"), "{gh}");
     assert_eq!(
         podman_run(&archive, "stackci-test/crcsum:v1"),
         "63a29956 729d1931 0bc502e3 7 stackci\n"

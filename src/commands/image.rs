@@ -46,6 +46,11 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     let image = budget::limit_layers(&image, args.layer_budget, &scratch)?;
     let written = target::write(&image, &to, &args.name, &ctx.mirror_options, &scratch)
         .with_context(|| format!("writing image `{}` to {to}", args.name))?;
+    let vars = crate::ci::env::Vars::from_process();
+    if let Some(path) = vars.get(crate::ci::env::GITHUB_OUTPUT).filter(|p| !p.is_empty()) {
+        let key = format!("image-digest-{}", args.name);
+        crate::ci::output::append_github_output(std::path::Path::new(path), &[(key, written.digest.to_string())])?;
+    }
     if ctx.json {
         let doc = serde_json::json!({
             "image": args.name, "target": to.to_string(), "digest": written.digest.to_string(),
