@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs the third-party checkers that tests/status.rs validates stackci's output against:
+# Installs the third-party checkers that tests/it/status.rs validates stackci's output against:
 #   - GitHub's published OpenAPI description of its REST API: npm package @octokit/openapi
 #     (generated/api.github.com.json and generated/ghes-3.19.json are kept; the other
 #     descriptions, ~360 MB, are deleted);
 #   - junitparser (PyPI), a JUnit XML reader, in a virtualenv.
 # Versions are pinned. Installs into $STACKCI_TEST_TOOLS (default: <repo>/target/test-tools)
 # and does nothing for a tool already installed at the pinned version.
-# Usage: tests/tools/install.sh     (then `cargo test --test status`)
+# Usage: tests/tools/install.sh     (then `cargo test --test it status::`)
 set -euo pipefail
 
 OPENAPI_VERSION=23.0.2

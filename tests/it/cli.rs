@@ -1,11 +1,10 @@
 //! The command line as a user meets it: help, stack errors, progress output modes.
 
-mod common;
 
 use std::fs;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn help_teaches_discovery_and_commands() {

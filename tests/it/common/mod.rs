@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod registry;
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 
 /// What the example's `hello` prints.

@@ -79,7 +79,7 @@ fn spack_slac_v5() {
     assert_eq!(hashes(&stack), hashes(&again));
 
     // Timing only informs here (the target is measured in release builds:
-    // `cargo test --release --test stack spack_slac -- --nocapture`).
+    // `cargo test --release --test it stack::spack_slac -- --nocapture`).
     let runs = 20;
     let (start, cpu) = (Instant::now(), thread_cpu());
     for _ in 0..runs {

@@ -1,9 +1,8 @@
 //! Pins the example stack's plan (names, versions, hashes, dependencies): an accidental change
 //! to the hash encoding, the stack loader or the example sources fails here.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn example_stack_plan_is_pinned() {

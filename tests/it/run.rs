@@ -1,13 +1,12 @@
 //! End-to-end: `stackci run`, `plan`, `install` and `index` on real builds with a file mirror.
 
-mod common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn tag_of(plan: &[(String, String)], name: &str) -> String {
     plan.iter()

@@ -1,12 +1,11 @@
 //! `stackci image`: OCI layout and docker-archive targets, read by skopeo, umoci and podman;
 //! deterministic digests; the layer budget.
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn digest_of(stdout: &str) -> String {
     stdout.lines().last().unwrap().to_string()

@@ -1,19 +1,14 @@
 //! Commit statuses and CI reports from real `stackci run`/`status` invocations, against
 //! stand-ins for api.github.com and GitLab checked against the published API descriptions.
 
-#[allow(dead_code)]
-#[path = "status_support/apis.rs"]
-mod apis;
-mod common;
-#[allow(dead_code)]
-#[path = "status_support/server.rs"]
-mod server;
+use crate::status_support::apis;
+use crate::status_support::server;
 
 use std::path::Path;
 use std::process::Command;
 
 use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use server::{Reply, StandIn};
 

@@ -2,8 +2,7 @@
 //! multipart uploads (parallel, streamed, aborted on failure), conditional writes under a
 //! 16-thread race, user-facing errors without secrets, and peak memory of a 200 MiB upload.
 
-#[path = "common/s3.rs"]
-mod s3_peer;
+use crate::common::s3 as s3_peer;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -419,7 +418,7 @@ fn a_200_mib_upload_stays_under_100_mib_of_memory() {
     let sum = write_random(&file, 200 * MIB, 5);
 
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "upload_and_report_peak_memory", "--ignored", "--nocapture"])
+        .args(["--exact", "s3_store::upload_and_report_peak_memory", "--ignored", "--nocapture"])
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("STACKCI_TEST_S3_FILE", &file)
         .output()

@@ -566,6 +566,6 @@ fn example_workflow_is_up_to_date() {
         std::fs::write(&path, &rendered).unwrap();
     }
     if let Err(e) = stackci::ci::check::check(&path, &rendered, &opts.regenerate_command()) {
-        panic!("{e}\n(or STACKCI_UPDATE_WORKFLOWS=1 cargo test --test ci_generate example_workflow)");
+        panic!("{e}\n(or STACKCI_UPDATE_WORKFLOWS=1 cargo test --test it ci_generate::example_workflow)");
     }
 }

@@ -5,10 +5,8 @@
 //!
 //! Needs `tests/tools/install.sh` first (tests fail, naming it, when the tools are missing).
 
-#[path = "status_support/apis.rs"]
-mod apis;
-#[path = "status_support/server.rs"]
-mod server;
+use crate::status_support::apis;
+use crate::status_support::server;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -700,7 +698,7 @@ fn the_token_never_appears_in_process_output() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_process_posting_failing_statuses",
+            "status::child_process_posting_failing_statuses",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -2,14 +2,11 @@
 //! `run`/`plan`/`install` over `oci+http://` and over TLS with basic auth; skopeo, umoci and
 //! podman read what stackci pushed; a file mirror copied in by skopeo is usable by stackci.
 
-mod common;
-#[allow(dead_code)]
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::registry;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use registry::Peer;
 
 fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Value {

@@ -3,10 +3,8 @@
 //! inject faults or act as a Bearer token server. `skopeo` must be installed
 //! (`apt-get install skopeo`); the skopeo test fails with that hint when it is not.
 
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::fault_proxy;
+use crate::common::registry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;

@@ -3,12 +3,11 @@
 //! pipeline that builds the example stack into a file mirror; a second pipeline is the
 //! no-op; a failing recipe fails the run.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// A project: the example stack (store moved under `dir`) and a `.gitlab-ci.yml` that includes
 /// the component locally, with the mirror at `mirror`.

@@ -1,14 +1,12 @@
 //! An S3 bucket as the mirror, end to end against moto: `run` and `install`, the layout read
 //! by skopeo after `aws s3 sync`, and 16 processes pushing into one bucket at once.
 
-mod common;
-#[path = "common/s3.rs"]
-mod s3_peer;
+use crate::common::s3 as s3_peer;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use s3_peer::{ACCESS_KEY, Moto, SECRET_KEY};
 
 /// stackci with the test credentials and the moto endpoint.

@@ -1,0 +1,21 @@
+//! stackci's integration tests, in one binary (one link of the library and its SDKs
+//! instead of one per file). Each module is one area; `common` holds shared helpers and
+//! the peers (registry, S3, fault proxy), `status_support` the API stand-ins.
+
+mod common;
+mod status_support;
+
+mod ci_generate;
+mod cli;
+mod gitlab_e2e;
+mod image;
+mod layers;
+mod oci_registry;
+mod plan_snapshot;
+mod registry_e2e;
+mod run;
+mod s3_e2e;
+mod s3_store;
+mod stack;
+mod status;
+mod status_run;
