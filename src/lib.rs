@@ -10,6 +10,7 @@ mod commands;
 pub mod digest;
 pub mod image;
 pub mod mirror;
+pub mod newfile;
 pub mod plan;
 pub mod report;
 pub mod spec;

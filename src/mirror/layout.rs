@@ -176,6 +176,7 @@ impl<S: ObjectStore> Mirror for LayoutMirror<S> {
     /// Scans every blob for stackci package manifests and rewrites `index.json` from them,
     /// keeping entries of other tools whose manifests are still present.
     fn reindex(&self) -> Result<usize> {
+        self.store.remove_stale_temporaries();
         let mut found: Vec<(String, Descriptor)> = Vec::new();
         let mut present: BTreeSet<Digest> = BTreeSet::new();
         for key in self.store.list("blobs/sha256/")? {

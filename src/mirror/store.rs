@@ -46,6 +46,13 @@ pub trait ObjectStore: Send + Sync {
     /// Keys under `prefix` (for rebuilding the index).
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
+    /// Removes what killed writers left behind (a file store's stale temporary files);
+    /// best effort, returns how many objects it removed. Stores whose writes are atomic
+    /// on the server (S3) have nothing to remove.
+    fn remove_stale_temporaries(&self) -> usize {
+        0
+    }
+
     /// The local file holding `key`, for stores that keep objects as files.
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
         None

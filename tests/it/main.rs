@@ -10,6 +10,7 @@ mod cli;
 mod gitlab_e2e;
 mod image;
 mod layers;
+mod mirror_files;
 mod oci_registry;
 mod plan_snapshot;
 mod registry_e2e;
