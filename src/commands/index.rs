@@ -6,7 +6,8 @@ use anyhow::Result;
 
 use super::Context;
 
-/// Rescans the mirror and rewrites its index; prints the number of tags.
+/// Rescans the mirror, restores the tags its index lost (never moving one it still has) and
+/// prints the number of tags the index then holds.
 pub fn run(ctx: &Context) -> Result<ExitCode> {
     let count = ctx.mirror.reindex()?;
     if ctx.json {
@@ -15,7 +16,7 @@ pub fn run(ctx: &Context) -> Result<ExitCode> {
             serde_json::json!({"mirror": ctx.mirror.location(), "tags": count})
         );
     } else {
-        eprintln!("{count} package tag(s) in {}", ctx.mirror.location());
+        eprintln!("{count} tag(s) in the index of {}", ctx.mirror.location());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Once};
 
 use anyhow::{Context, Result};
 
-use super::store::{ObjectStore, Precondition, Version};
+use super::store::{Listed, ObjectStore, Precondition, Version};
 use crate::digest::Digest;
 
 const LOCK: &str = ".stackci-lock";
@@ -167,7 +167,7 @@ impl ObjectStore for FsStore {
         Some(self.path(key)).filter(|p| p.is_file())
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let dir = self.path(prefix);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -178,11 +178,20 @@ impl ObjectStore for FsStore {
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with(temp::PREFIX) && entry.file_type()?.is_file() {
-                keys.push(format!("{}{name}", prefix));
+            if name.starts_with(temp::PREFIX) {
+                continue;
+            }
+            let meta = entry
+                .metadata()
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            if meta.is_file() {
+                keys.push(Listed {
+                    key: format!("{prefix}{name}"),
+                    modified: meta.modified().ok(),
+                });
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 }

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
@@ -30,7 +31,7 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use tokio::runtime::Runtime;
 
 use self::error::{Kind, Target};
-use super::store::{ObjectStore, Precondition, Version};
+use super::store::{Listed, ObjectStore, Precondition, Version};
 
 /// The smallest part S3 accepts in a multipart upload (all parts but the last).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -353,7 +354,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let full = self.full_key(prefix);
         let strip = if self.target.prefix.is_empty() {
             0
@@ -373,12 +374,12 @@ impl ObjectStore for S3Store {
                     .send()
                     .await
                     .map_err(|e| self.target.describe(e, "listing", &full))?;
-                keys.extend(
-                    page.contents()
-                        .iter()
-                        .filter_map(|o| o.key())
-                        .map(|k| k[strip..].to_owned()),
-                );
+                keys.extend(page.contents().iter().filter_map(|o| {
+                    Some(Listed {
+                        key: o.key()?[strip..].to_owned(),
+                        modified: o.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                    })
+                }));
                 match page.next_continuation_token() {
                     Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
                     _ => return Ok(keys),

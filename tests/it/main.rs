@@ -9,6 +9,7 @@ mod ci_generate;
 mod cli;
 mod gitlab_e2e;
 mod image;
+mod index;
 mod layers;
 mod mirror_files;
 mod oci_registry;
