@@ -12,6 +12,7 @@ pub mod image;
 pub mod mirror;
 pub mod newfile;
 pub mod plan;
+pub mod redact;
 pub mod report;
 pub mod spec;
 pub mod stack;

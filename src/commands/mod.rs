@@ -53,7 +53,8 @@ impl Context {
             jobs: 0,
             s3_endpoint: cli.s3_endpoint.clone().filter(|e| !e.is_empty()),
         };
-        let mirror = open(&mirror_url, &stack.dir, &opts).with_context(|| format!("opening mirror {mirror_url}"))?;
+        let mirror = open(&mirror_url, &stack.dir, &opts)
+            .with_context(|| format!("opening mirror {}", crate::redact::url(&mirror_url)))?;
         let mirror = Arc::from(mirror);
         Ok(Context {
             stack,

@@ -7,6 +7,7 @@ mod status_support;
 
 mod ci_generate;
 mod cli;
+mod credentials;
 mod gitlab_e2e;
 mod image;
 mod index;
