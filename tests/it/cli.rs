@@ -1,6 +1,5 @@
 //! The command line as a user meets it: help, stack errors, progress output modes.
 
-
 use std::fs;
 use std::process::Command;
 
@@ -158,7 +157,11 @@ fn commands_that_do_not_use_the_mirror_never_open_it() {
         assert!(status.status.success() && stderr.contains("not posted"), "{stderr}");
     }
     // Commands that use it still open it, and say which one failed.
-    let plan = output(stackci().current_dir(tmp.path()).args(["--mirror", BOGUS_MIRRORS[0], "plan"]));
+    let plan = output(
+        stackci()
+            .current_dir(tmp.path())
+            .args(["--mirror", BOGUS_MIRRORS[0], "plan"]),
+    );
     let stderr = String::from_utf8_lossy(&plan.stderr);
     assert_eq!(plan.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("opening mirror bogus://nowhere/x"), "{stderr}");
@@ -176,13 +179,19 @@ fn status_and_index_need_no_stack_file() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("not running in GitHub Actions or GitLab CI"), "{stderr}");
+    assert!(
+        stderr.contains("not running in GitHub Actions or GitLab CI"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("stack file"), "{stderr}");
 
     let mirror = empty.path().join("m");
-    let json = ok(stackci()
-        .current_dir(empty.path())
-        .args(["--mirror", &format!("file://{}", mirror.display()), "index", "--json"]));
+    let json = ok(stackci().current_dir(empty.path()).args([
+        "--mirror",
+        &format!("file://{}", mirror.display()),
+        "index",
+        "--json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["tags"], 0, "{json}");
     // Without --mirror, `index` needs the stack to know which mirror.

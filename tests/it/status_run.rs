@@ -7,8 +7,8 @@ use crate::status_support::server;
 use std::path::Path;
 use std::process::Command;
 
-use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
 use crate::common::*;
+use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
 use serde_json::Value;
 use server::{Reply, StandIn};
 
@@ -287,7 +287,9 @@ fn status_without_a_stack_file_is_named_after_the_repository_and_never_opens_the
         .args(["--mirror", "oci+http://127.0.0.1:1/unreachable", "status", "success"]));
     let mut cmd = stackci();
     github_env(&mut cmd, &gh.url(), empty.path());
-    ok(cmd.current_dir(empty.path()).args(["status", "failure", "--context", "ci/custom"]));
+    ok(cmd
+        .current_dir(empty.path())
+        .args(["status", "failure", "--context", "ci/custom"]));
     assert_eq!(
         github_posts(&gh),
         vec![
