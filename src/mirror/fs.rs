@@ -181,9 +181,12 @@ impl ObjectStore for FsStore {
             if name.starts_with(temp::PREFIX) {
                 continue;
             }
-            let meta = entry
-                .metadata()
-                .with_context(|| format!("reading {}", entry.path().display()))?;
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Renamed or removed since the directory was read: not part of this listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", entry.path().display())),
+            };
             if meta.is_file() {
                 keys.push(Listed {
                     key: format!("{prefix}{name}"),
