@@ -23,20 +23,26 @@ Examples:
   stackci install hello --root /tmp/root
   stackci --mirror oci://ghcr.io/me/stack plan --json")]
 pub struct Cli {
+    // Every `env =` argument has `hide_env_values`: `--help` would otherwise print the
+    // variable's value, and a mirror or endpoint URL may carry a secret.
     /// Stack file (stack.yaml or spack.lock).
     #[arg(long, global = true, value_name = "FILE", env = "STACKCI_STACK")]
+    #[arg(hide_env_values = true)]
     pub stack: Option<PathBuf>,
 
     /// Mirror URL: file://DIR, s3://BUCKET/PREFIX, oci://HOST/REPO or oci+http://HOST/REPO.
     #[arg(long, global = true, value_name = "URL", env = "STACKCI_MIRROR")]
+    #[arg(hide_env_values = true)]
     pub mirror: Option<String>,
 
     /// Extra CA certificate (PEM) for TLS connections to the mirror.
     #[arg(long, global = true, value_name = "FILE", env = "SSL_CERT_FILE")]
+    #[arg(hide_env_values = true)]
     pub ca_cert: Option<PathBuf>,
 
     /// S3-compatible endpoint URL for s3:// mirrors (MinIO, R2, Ceph...).
     #[arg(long, global = true, value_name = "URL", env = "STACKCI_S3_ENDPOINT")]
+    #[arg(hide_env_values = true)]
     pub s3_endpoint: Option<String>,
 
     /// Show more: recipe output as plain lines.

@@ -50,6 +50,8 @@ pub const GITLAB_CI: &str = "GITLAB_CI";
 pub const CI_API_V4_URL: &str = "CI_API_V4_URL";
 /// Numeric id of the project the pipeline runs in.
 pub const CI_PROJECT_ID: &str = "CI_PROJECT_ID";
+/// The project's name (the last part of its path); names the status when there is no stack.
+pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
 /// The commit the pipeline builds.
 pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
 /// Numeric id of the running pipeline; statuses are attached to it (`pipeline_id`).

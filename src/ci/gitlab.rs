@@ -133,8 +133,7 @@ pub fn gitlab_pipeline(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Resu
 
 /// True when a URL has a user-info part (`scheme://user:pass@host`).
 fn has_credentials(url: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|host| host.contains('@')))
+    crate::redact::userinfo(url).is_some()
 }
 
 /// One build job.

@@ -464,7 +464,7 @@ pub fn write_junit(path: &Path, summary: &RunSummary) -> anyhow::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut tmp = crate::newfile::temp_in(dir, ".tmp-")
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(junit_xml(summary).as_bytes())
         .with_context(|| format!("writing JUnit report {}", path.display()))?;

@@ -11,7 +11,7 @@ use crate::build::job::BuildSettings;
 use crate::build::schedule::{Outcome, RunReport};
 use crate::ci::env::Vars;
 use crate::ci::output::{self, Flavor};
-use crate::ci::status::{self, State, Status, StatusOptions, StatusReporter};
+use crate::ci::status::{self, State, Status, StatusConfig, StatusOptions, StatusReporter};
 use crate::ci::summary::{self, PackageOutcome, RunSummary};
 use crate::cli::StatusFlags;
 
@@ -31,7 +31,7 @@ impl CiReport {
     /// warning unless `--strict`.
     pub fn new(ctx: &Context, flags: &StatusFlags) -> Result<CiReport> {
         let vars = Vars::from_process();
-        let opts = status_options(ctx, flags);
+        let opts = status_options(&ctx.stack.status, flags);
         let reporter = match status::from_vars(&vars, &opts) {
             Ok(r) => r,
             Err(e) if flags.strict => return Err(e),
@@ -87,10 +87,10 @@ impl CiReport {
 }
 
 /// Status options from the flags and the stack's `status:` section.
-pub fn status_options(ctx: &Context, flags: &StatusFlags) -> StatusOptions {
+pub fn status_options(config: &StatusConfig, flags: &StatusFlags) -> StatusOptions {
     StatusOptions {
         token_env: flags.token_env.clone(),
-        github_repo: flags.github_repo.clone().or_else(|| ctx.stack.status.github.clone()),
+        github_repo: flags.github_repo.clone().or_else(|| config.github.clone()),
         ..StatusOptions::default()
     }
 }

@@ -88,7 +88,7 @@ fn write_all(files: &[(String, String)]) -> Result<()> {
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut tmp =
-            tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+            crate::newfile::temp_in(dir, ".tmp-").with_context(|| format!("creating a file in {}", dir.display()))?;
         std::io::Write::write_all(&mut tmp, text.as_bytes()).with_context(|| format!("writing {name}"))?;
         staged.push((tmp, dest));
     }

@@ -4,18 +4,16 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::Context;
+use crate::mirror::Mirror;
 
-/// Rescans the mirror and rewrites its index; prints the number of tags.
-pub fn run(ctx: &Context) -> Result<ExitCode> {
-    let count = ctx.mirror.reindex()?;
-    if ctx.json {
-        println!(
-            "{}",
-            serde_json::json!({"mirror": ctx.mirror.location(), "tags": count})
-        );
+/// Rescans the mirror, restores the tags its index lost (never moving one it still has) and
+/// prints the number of tags the index then holds.
+pub fn run(mirror: &dyn Mirror, json: bool) -> Result<ExitCode> {
+    let count = mirror.reindex()?;
+    if json {
+        println!("{}", serde_json::json!({"mirror": mirror.location(), "tags": count}));
     } else {
-        eprintln!("{count} package tag(s) in {}", ctx.mirror.location());
+        eprintln!("{count} tag(s) in the index of {}", mirror.location());
     }
     Ok(ExitCode::SUCCESS)
 }

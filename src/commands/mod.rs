@@ -8,7 +8,8 @@ use anyhow::{Context as _, Result};
 
 use crate::cli::{Cli, Command};
 use crate::mirror::Mirror;
-use crate::mirror::open::{MirrorOptions, open};
+use crate::mirror::lazy::LazyMirror;
+use crate::mirror::open::MirrorOptions;
 use crate::report::Mode;
 use crate::stack::{self, Stack};
 
@@ -25,11 +26,13 @@ mod status;
 /// Environment variable with the epoch used for timestamps in layers and images.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
-/// What every command works with, resolved once from the arguments.
+/// What the commands that work on a stack get: the loaded stack and its mirror, which is
+/// opened on first use (so a command that never touches it works whatever `--mirror` says).
+/// Commands that need no stack (`status`, `index --mirror URL`) do not build one.
 pub struct Context {
     /// The loaded, validated stack.
     pub stack: Stack,
-    /// The opened mirror.
+    /// The mirror (a [`LazyMirror`]: opened by the first call that needs it).
     pub mirror: Arc<dyn Mirror>,
     /// Options for opening other mirrors and registries (bases, image targets).
     pub mirror_options: MirrorOptions,
@@ -40,25 +43,14 @@ pub struct Context {
 }
 
 impl Context {
-    fn new(cli: &Cli) -> Result<Context> {
-        let path = stack::discover(cli.stack.as_deref())?;
-        let stack = stack::load(&path)?;
-        let mirror_url = cli
-            .mirror
-            .clone()
-            .or_else(|| stack.mirror.clone())
-            .unwrap_or_else(|| format!("file://{}", stack.state_dir().join("mirror").display()));
-        let opts = MirrorOptions {
-            ca_cert: cli.ca_cert.clone(),
-            jobs: 0,
-            s3_endpoint: cli.s3_endpoint.clone().filter(|e| !e.is_empty()),
-        };
-        let mirror = open(&mirror_url, &stack.dir, &opts).with_context(|| format!("opening mirror {mirror_url}"))?;
-        let mirror = Arc::from(mirror);
+    /// Loads the stack; the mirror is resolved but not opened.
+    fn load(cli: &Cli) -> Result<Context> {
+        let stack = load_stack(cli)?;
+        let mirror = Arc::new(mirror_for(cli, Some(&stack)));
         Ok(Context {
             stack,
             mirror,
-            mirror_options: opts,
+            mirror_options: mirror_options(cli),
             mode: Mode::detect(cli.verbose, cli.quiet),
             json: cli.json,
         })
@@ -107,17 +99,51 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Runs the parsed command.
+/// The stack file, discovered and loaded.
+fn load_stack(cli: &Cli) -> Result<Stack> {
+    let path = stack::discover(cli.stack.as_deref())?;
+    Ok(stack::load(&path)?)
+}
+
+/// Options for opening mirrors, from the global flags.
+fn mirror_options(cli: &Cli) -> MirrorOptions {
+    MirrorOptions {
+        ca_cert: cli.ca_cert.clone(),
+        jobs: 0,
+        s3_endpoint: cli.s3_endpoint.clone().filter(|e| !e.is_empty()),
+    }
+}
+
+/// The mirror, not opened yet: `--mirror` (or `$STACKCI_MIRROR`), else the stack's
+/// `mirror:`, else `file://<stack dir>/.stackci/mirror`. Without a stack, `--mirror` is
+/// required and relative paths resolve against the current directory.
+fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
+    let url = cli
+        .mirror
+        .clone()
+        .or_else(|| stack.and_then(|s| s.mirror.clone()))
+        .or_else(|| stack.map(|s| format!("file://{}", s.state_dir().join("mirror").display())))
+        .unwrap_or_default();
+    let base = stack.map_or_else(PathBuf::new, |s| s.dir.clone());
+    LazyMirror::new(url, &base, mirror_options(cli))
+}
+
+/// Runs the parsed command; only commands that work on a stack load one.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let ctx = Context::new(&cli)?;
+    match &cli.command {
+        Command::Status(args) => return status::run(&cli, args),
+        Command::Index if cli.mirror.is_some() => return index::run(&mirror_for(&cli, None), cli.json),
+        _ => {}
+    }
+    let ctx = Context::load(&cli)?;
     match &cli.command {
         Command::Plan(args) => plan::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Build(args) => build::run(&ctx, args),
         Command::Install(args) => install::run(&ctx, args),
-        Command::Index => index::run(&ctx),
+        Command::Index => index::run(ctx.mirror.as_ref(), ctx.json),
         Command::Image(args) => image::run(&ctx, args),
-        Command::Status(args) => status::run(&ctx, args),
+        Command::Status(args) => status::run(&cli, args),
         Command::Generate(which) => generate::run(&ctx, which),
     }
 }

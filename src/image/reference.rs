@@ -36,7 +36,15 @@ pub enum ImageRef {
 
 impl ImageRef {
     /// Parses a reference as written on the command line or in `images: base:`.
+    /// A registry reference with credentials in it is refused (and never shown unmasked).
     pub fn parse(s: &str) -> Result<ImageRef> {
+        let shown = crate::redact::url(s);
+        if crate::redact::userinfo(s).is_some() {
+            bail!(
+                "image reference `{shown}` carries credentials: {}",
+                crate::redact::REGISTRY_HINT
+            );
+        }
         if s == "scratch" {
             return Ok(ImageRef::Scratch);
         }
@@ -44,7 +52,7 @@ impl ImageRef {
             if let Some(rest) = s.strip_prefix(scheme) {
                 let slash = rest.find('/').unwrap_or(rest.len());
                 let Some(colon) = rest[slash..].rfind(':').map(|c| c + slash) else {
-                    bail!("image reference `{s}` has no tag: write {scheme}HOST/REPO:TAG");
+                    bail!("image reference `{shown}` has no tag: write {scheme}HOST/REPO:TAG");
                 };
                 return Ok(ImageRef::Registry {
                     url: format!("{scheme}{}", &rest[..colon]),
@@ -76,7 +84,7 @@ impl ImageRef {
             });
         }
         bail!(
-            "unsupported image reference `{s}`: use scratch, oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
+            "unsupported image reference `{shown}`: use scratch, oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
         )
     }
 }

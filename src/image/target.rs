@@ -94,7 +94,7 @@ pub fn write_docker_archive(image: &Image, file: &Path, name: &str, scratch: &Pa
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let tmp = crate::newfile::temp_in(dir, ".tmp-").with_context(|| format!("creating a file in {}", dir.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(tmp.reopen()?));
     let config = spec::to_bytes(&image.config);
     let config_digest = Digest::of(&config);

@@ -3,15 +3,20 @@
 //! Objects are written to a temporary file in the same directory and renamed into place,
 //! so readers never see partial content. Conditional writes hold an exclusive lock on
 //! `<root>/.stackci-lock` while they compare versions and rename, which makes the
-//! read-compare-write of `index.json` atomic across processes.
+//! read-compare-write of `index.json` atomic across processes. Files get the mode
+//! `File::create` would give (`0666` minus the umask). Temporary files left by a killed
+//! writer are removed by the next writer or `stackci index` ([`temp`] has the rule).
+
+mod temp;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
 
 use anyhow::{Context, Result};
 
-use super::store::{ObjectStore, Precondition, Version};
+use super::store::{Listed, ObjectStore, Precondition, Version};
 use crate::digest::Digest;
 
 const LOCK: &str = ".stackci-lock";
@@ -20,12 +25,20 @@ const LOCK: &str = ".stackci-lock";
 #[derive(Debug, Clone)]
 pub struct FsStore {
     root: PathBuf,
+    /// Stale temporary files are removed once, before this store's first write.
+    cleaned: Arc<Once>,
 }
+
+/// Directories of the layout that hold temporary files (every key's parent).
+const TEMP_DIRS: [&str; 2] = ["", "blobs/sha256"];
 
 impl FsStore {
     /// A store at `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsStore { root: root.into() }
+        FsStore {
+            root: root.into(),
+            cleaned: Arc::new(Once::new()),
+        }
     }
 
     /// The root directory.
@@ -37,14 +50,15 @@ impl FsStore {
         self.root.join(key)
     }
 
-    /// Creates a temporary file in the directory that will hold `key`.
+    /// Creates a temporary file, named after this process, in the directory that will hold `key`.
     fn temp_for(&self, key: &str) -> Result<tempfile::NamedTempFile> {
+        self.cleaned.call_once(|| {
+            self.remove_stale_temporaries();
+        });
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
+        crate::newfile::temp_in(dir, &temp::name_prefix())
             .with_context(|| format!("creating a temporary file in {}", dir.display()))
     }
 
@@ -94,8 +108,11 @@ impl ObjectStore for FsStore {
 
     fn put_file(&self, key: &str, file: &Path) -> Result<()> {
         let dest = self.path(key);
-        let tmp = self.temp_for(key)?;
-        fs::copy(file, tmp.path()).with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
+        let mut tmp = self.temp_for(key)?;
+        // Not `fs::copy`: it would give the blob the source's mode instead of the umask's.
+        let mut src = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        io::copy(&mut src, tmp.as_file_mut())
+            .with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
         tmp.as_file()
             .sync_all()
             .with_context(|| format!("syncing {}", dest.display()))?;
@@ -139,11 +156,18 @@ impl ObjectStore for FsStore {
         Ok(ok)
     }
 
+    fn remove_stale_temporaries(&self) -> usize {
+        TEMP_DIRS
+            .iter()
+            .map(|dir| temp::remove_stale(&self.root.join(dir)))
+            .sum()
+    }
+
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         Some(self.path(key)).filter(|p| p.is_file())
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let dir = self.path(prefix);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -154,11 +178,23 @@ impl ObjectStore for FsStore {
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with(".tmp-") && entry.file_type()?.is_file() {
-                keys.push(format!("{}{name}", prefix));
+            if name.starts_with(temp::PREFIX) {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Renamed or removed since the directory was read: not part of this listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", entry.path().display())),
+            };
+            if meta.is_file() {
+                keys.push(Listed {
+                    key: format!("{prefix}{name}"),
+                    modified: meta.modified().ok(),
+                });
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 }

@@ -6,6 +6,8 @@
 //! pushers never lose an entry; a manifest and its blobs are stored before the entry that
 //! names them.
 
+mod reindex;
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
@@ -17,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use super::Mirror;
 use super::store::{ObjectStore, Precondition};
 use crate::digest::Digest;
-use crate::spec::{self, Descriptor, Index, Manifest};
+use crate::spec::{self, Descriptor, Index};
 
 const INDEX: &str = "index.json";
 const LAYOUT: &str = "oci-layout";
@@ -173,61 +175,9 @@ impl<S: ObjectStore> Mirror for LayoutMirror<S> {
         Ok(self.read_index()?.tags().map(str::to_string).collect())
     }
 
-    /// Scans every blob for stackci package manifests and rewrites `index.json` from them,
-    /// keeping entries of other tools whose manifests are still present.
+    /// Restores missing tags from the stored manifests; see [`reindex`].
     fn reindex(&self) -> Result<usize> {
-        let mut found: Vec<(String, Descriptor)> = Vec::new();
-        let mut present: BTreeSet<Digest> = BTreeSet::new();
-        for key in self.store.list("blobs/sha256/")? {
-            let Some(hex) = key.strip_prefix("blobs/sha256/") else {
-                continue;
-            };
-            let Ok(digest) = Digest::from_hex(hex) else { continue };
-            present.insert(digest.clone());
-            let Some(mut reader) = self.store.open(&key)? else {
-                continue;
-            };
-            let mut first = [0u8; 1];
-            if reader.read(&mut first)? != 1 || first[0] != b'{' {
-                continue;
-            }
-            let Ok(bytes) = self.read_document(&digest) else {
-                continue;
-            };
-            let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
-                continue;
-            };
-            let Some(tag) = manifest.annotations.get(super::package::TAG_ANNOTATION) else {
-                continue;
-            };
-            let media_type = manifest
-                .media_type
-                .clone()
-                .unwrap_or_else(|| super::MANIFEST_MEDIA_TYPE.into());
-            let size = bytes.len() as u64;
-            let annotations = Default::default();
-            found.push((
-                tag.clone(),
-                Descriptor {
-                    media_type,
-                    digest,
-                    size,
-                    annotations,
-                    extra: Default::default(),
-                },
-            ));
-        }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let count = found.len();
-        self.update_index(|index| {
-            let before = index.clone();
-            index.manifests.retain(|d| present.contains(&d.digest));
-            for (tag, desc) in &found {
-                index.set(tag, desc.clone());
-            }
-            *index != before
-        })?;
-        Ok(count)
+        self.rebuild_index()
     }
 }
 

@@ -16,6 +16,7 @@ use crate::digest::Digest;
 
 pub mod fs;
 pub mod layout;
+pub mod lazy;
 pub mod oci;
 pub mod open;
 pub mod package;

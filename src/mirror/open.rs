@@ -10,6 +10,7 @@ use super::layout::LayoutMirror;
 use super::oci::client::ClientOptions;
 use super::oci::mirror::RegistryMirror;
 use super::s3::{S3Options, S3Store};
+use crate::redact;
 
 /// Options every backend may use; each states its default.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +25,18 @@ pub struct MirrorOptions {
 
 /// Opens the mirror at `url`: `file://DIR` (or a plain path, relative to `base`),
 /// `s3://BUCKET/PREFIX`, `oci://HOST/REPO` or `oci+http://HOST/REPO`.
+///
+/// A URL with credentials (`oci://user:token@...`) is refused, naming where they go instead;
+/// messages show URLs with credentials masked.
 pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirror>> {
+    if redact::userinfo(url).is_some() {
+        let hint = if url.starts_with("s3://") {
+            redact::S3_HINT
+        } else {
+            redact::REGISTRY_HINT
+        };
+        bail!("the mirror URL `{}` carries credentials: {hint}", redact::url(url));
+    }
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Box::new(LayoutMirror::new(FsStore::new(base.join(path)))));
     }
@@ -49,7 +61,10 @@ pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirr
     }
     if url.contains("://") {
         let scheme = url.split("://").next().unwrap_or_default();
-        bail!("unsupported mirror URL `{url}`: scheme `{scheme}` is not one of file://, s3://, oci://, oci+http://");
+        bail!(
+            "unsupported mirror URL `{}`: scheme `{scheme}` is not one of file://, s3://, oci://, oci+http://",
+            redact::url(url)
+        );
     }
     Ok(Box::new(LayoutMirror::new(FsStore::new(base.join(url)))))
 }

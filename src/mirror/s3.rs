@@ -21,6 +21,7 @@ use std::future::Future;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
@@ -30,7 +31,7 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use tokio::runtime::Runtime;
 
 use self::error::{Kind, Target};
-use super::store::{ObjectStore, Precondition, Version};
+use super::store::{Listed, ObjectStore, Precondition, Version};
 
 /// The smallest part S3 accepts in a multipart upload (all parts but the last).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -91,6 +92,9 @@ impl S3Options {
                 error::redact_endpoint(endpoint)
             );
         }
+        if let Some(endpoint) = &self.endpoint {
+            refuse_credentials(endpoint)?;
+        }
         Ok(())
     }
 }
@@ -140,6 +144,9 @@ impl S3Store {
         }
         let shared = runtime.block_on(loader.load());
         let endpoint = shared.endpoint_url().map(str::to_owned);
+        if let Some(endpoint) = &endpoint {
+            refuse_credentials(endpoint)?;
+        }
         let region = shared
             .region()
             .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
@@ -206,24 +213,43 @@ fn refuse_async_context() -> Result<()> {
     Ok(())
 }
 
+/// Refuses an endpoint URL with `user:password@` in it (the SDK would not use them, and
+/// they would end up wherever the endpoint is shown).
+fn refuse_credentials(endpoint: &str) -> Result<()> {
+    if crate::redact::userinfo(endpoint).is_some() {
+        bail!(
+            "the S3 endpoint `{}` carries credentials: {}",
+            error::redact_endpoint(endpoint),
+            crate::redact::S3_HINT
+        );
+    }
+    Ok(())
+}
+
 /// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix without surrounding slashes.
 fn parse_url(url: &str) -> Result<(String, String)> {
+    let shown = crate::redact::url(url);
+    if crate::redact::userinfo(url).is_some() {
+        bail!("the S3 URL `{shown}` carries credentials: {}", crate::redact::S3_HINT);
+    }
     let rest = url
         .strip_prefix("s3://")
-        .with_context(|| format!("`{url}` is not an S3 URL (expected s3://BUCKET/PREFIX)"))?;
+        .with_context(|| format!("`{shown}` is not an S3 URL (expected s3://BUCKET/PREFIX)"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        bail!("`{url}` names no bucket (expected s3://BUCKET/PREFIX)");
+        bail!("`{shown}` names no bucket (expected s3://BUCKET/PREFIX)");
     }
     if let Some(bad) = bucket
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
     {
-        bail!("bucket name `{bucket}` in `{url}` contains `{bad}`; bucket names use letters, digits, `.`, `-` and `_`");
+        bail!(
+            "bucket name `{bucket}` in `{shown}` contains `{bad}`; bucket names use letters, digits, `.`, `-` and `_`"
+        );
     }
     let prefix = prefix.trim_matches('/');
     if !prefix.is_empty() && prefix.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-        bail!("key prefix `{prefix}` in `{url}` has an empty, `.` or `..` path segment");
+        bail!("key prefix `{prefix}` in `{shown}` has an empty, `.` or `..` path segment");
     }
     Ok((bucket.to_owned(), prefix.to_owned()))
 }
@@ -353,7 +379,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let full = self.full_key(prefix);
         let strip = if self.target.prefix.is_empty() {
             0
@@ -373,12 +399,12 @@ impl ObjectStore for S3Store {
                     .send()
                     .await
                     .map_err(|e| self.target.describe(e, "listing", &full))?;
-                keys.extend(
-                    page.contents()
-                        .iter()
-                        .filter_map(|o| o.key())
-                        .map(|k| k[strip..].to_owned()),
-                );
+                keys.extend(page.contents().iter().filter_map(|o| {
+                    Some(Listed {
+                        key: o.key()?[strip..].to_owned(),
+                        modified: o.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                    })
+                }));
                 match page.next_continuation_token() {
                     Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
                     _ => return Ok(keys),

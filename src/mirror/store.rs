@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::Result;
 
@@ -16,6 +17,15 @@ pub enum Precondition {
     Absent,
     /// The object must still be at this version (`If-Match`).
     Matches(Version),
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key, relative to the layout root.
+    pub key: String,
+    /// When it was last written (a file's mtime, S3's `LastModified`), when the store says.
+    pub modified: Option<SystemTime>,
 }
 
 /// The small core a layout backend needs. Keys are `/`-separated paths relative to the
@@ -43,8 +53,16 @@ pub trait ObjectStore: Send + Sync {
     /// (another writer got there first), so the caller re-reads and retries.
     fn write_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<bool>;
 
-    /// Keys under `prefix` (for rebuilding the index).
-    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// The objects under `prefix`, sorted by key, with their modification times (for
+    /// rebuilding the index).
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>>;
+
+    /// Removes what killed writers left behind (a file store's stale temporary files);
+    /// best effort, returns how many objects it removed. Stores whose writes are atomic
+    /// on the server (S3) have nothing to remove.
+    fn remove_stale_temporaries(&self) -> usize {
+        0
+    }
 
     /// The local file holding `key`, for stores that keep objects as files.
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {

@@ -1,6 +1,5 @@
 //! The command line as a user meets it: help, stack errors, progress output modes.
 
-
 use std::fs;
 use std::process::Command;
 
@@ -127,4 +126,76 @@ fn stack_errors_become_github_annotations_in_actions() {
         .unwrap_or_else(|| panic!("no annotation: {stderr}"));
     assert!(line.contains("file=stack.yaml") && line.contains("line="), "{line}");
     assert!(line.contains("version"), "{line}");
+}
+
+/// A mirror URL nothing can open: an unknown scheme, and a registry port nothing listens on.
+const BOGUS_MIRRORS: [&str; 2] = ["bogus://nowhere/x", "oci+http://127.0.0.1:1/unreachable"];
+
+#[test]
+fn commands_that_do_not_use_the_mirror_never_open_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_stack(tmp.path(), &tmp.path().join("store"), &[("a", &[], "true")]);
+    for bogus in BOGUS_MIRRORS {
+        let out = tmp.path().join("wf.yml");
+        ok(stackci()
+            .current_dir(tmp.path())
+            .args(["--mirror", bogus, "generate", "github", "-o"])
+            .arg(&out));
+        assert!(fs::read_to_string(&out).unwrap().contains("jobs:"));
+        ok(stackci()
+            .current_dir(tmp.path())
+            .args(["--mirror", bogus, "generate", "github", "--check", "-o"])
+            .arg(&out));
+        let status = output(
+            stackci()
+                .current_dir(tmp.path())
+                .env_remove("GITHUB_ACTIONS")
+                .env_remove("GITLAB_CI")
+                .args(["--mirror", bogus, "status", "success"]),
+        );
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert!(status.status.success() && stderr.contains("not posted"), "{stderr}");
+    }
+    // Commands that use it still open it, and say which one failed.
+    let plan = output(
+        stackci()
+            .current_dir(tmp.path())
+            .args(["--mirror", BOGUS_MIRRORS[0], "plan"]),
+    );
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("opening mirror bogus://nowhere/x"), "{stderr}");
+}
+
+#[test]
+fn status_and_index_need_no_stack_file() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = output(
+        stackci()
+            .current_dir(empty.path())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITLAB_CI")
+            .args(["status", "pending"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not running in GitHub Actions or GitLab CI"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stack file"), "{stderr}");
+
+    let mirror = empty.path().join("m");
+    let json = ok(stackci().current_dir(empty.path()).args([
+        "--mirror",
+        &format!("file://{}", mirror.display()),
+        "index",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["tags"], 0, "{json}");
+    // Without --mirror, `index` needs the stack to know which mirror.
+    let out = output(stackci().current_dir(empty.path()).arg("index"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no stack file found"));
 }

@@ -7,9 +7,12 @@ mod status_support;
 
 mod ci_generate;
 mod cli;
+mod credentials;
 mod gitlab_e2e;
 mod image;
+mod index;
 mod layers;
+mod mirror_files;
 mod oci_registry;
 mod plan_snapshot;
 mod registry_e2e;

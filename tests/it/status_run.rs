@@ -7,8 +7,8 @@ use crate::status_support::server;
 use std::path::Path;
 use std::process::Command;
 
-use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
 use crate::common::*;
+use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
 use serde_json::Value;
 use server::{Reply, StandIn};
 
@@ -274,4 +274,46 @@ fn status_from_gitlab_with_github_repo_goes_to_github() {
         github_posts(&gh),
         vec![("success".to_string(), "stackci/t".to_string())]
     );
+}
+
+#[test]
+fn status_without_a_stack_file_is_named_after_the_repository_and_never_opens_the_mirror() {
+    let empty = tempfile::tempdir().unwrap();
+    let gh = github_stand_in();
+    let mut cmd = stackci();
+    github_env(&mut cmd, &gh.url(), empty.path());
+    ok(cmd
+        .current_dir(empty.path())
+        .args(["--mirror", "oci+http://127.0.0.1:1/unreachable", "status", "success"]));
+    let mut cmd = stackci();
+    github_env(&mut cmd, &gh.url(), empty.path());
+    ok(cmd
+        .current_dir(empty.path())
+        .args(["status", "failure", "--context", "ci/custom"]));
+    assert_eq!(
+        github_posts(&gh),
+        vec![
+            ("success".to_string(), "stackci/stack".to_string()),
+            ("failure".to_string(), "ci/custom".to_string())
+        ]
+    );
+
+    // On GitLab, the project's name.
+    let gl = StandIn::start(Reply::new(201, gitlab_fixture()["example_response"].to_string()));
+    ok(stackci()
+        .current_dir(empty.path())
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", format!("{}/api/v4", gl.url()))
+        .env("CI_PROJECT_ID", "17")
+        .env("CI_PROJECT_NAME", "platform-stack")
+        .env("CI_COMMIT_SHA", SHA)
+        .env("STACKCI_GITLAB_TOKEN", TOKEN)
+        .env_remove("GITHUB_ACTIONS")
+        .args(["--mirror", "bogus://x", "status", "running"]));
+    let names: Vec<String> = gl
+        .requests()
+        .iter()
+        .map(|r| r.json()["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["stackci/platform-stack"]);
 }

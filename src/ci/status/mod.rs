@@ -407,6 +407,27 @@ pub fn stack_context(stack: &str) -> String {
     format!("stackci/{stack}")
 }
 
+/// The repository's name, which names a stack's status when there is no stack file:
+/// `REPO` of `--github-repo OWNER/REPO`, else of GitHub's `GITHUB_REPOSITORY`, else GitLab's
+/// `CI_PROJECT_NAME`.
+pub fn repository_name(vars: &Vars, github_repo: Option<&str>) -> Option<String> {
+    let github = || {
+        vars.is_true(env::GITHUB_ACTIONS)
+            .then(|| vars.get(env::GITHUB_REPOSITORY))
+            .flatten()
+    };
+    let gitlab = || {
+        vars.is_true(env::GITLAB_CI)
+            .then(|| vars.get(env::CI_PROJECT_NAME))
+            .flatten()
+    };
+    let name = match github_repo.or_else(github) {
+        Some(repo) => repo.rsplit('/').next().unwrap_or(repo),
+        None => gitlab()?,
+    };
+    Some(name.to_string()).filter(|n| !n.is_empty())
+}
+
 /// Context of one package's status: `stackci/<stack>/<package>`.
 pub fn package_context(stack: &str, package: &str) -> String {
     format!("stackci/{stack}/{package}")

@@ -73,11 +73,11 @@ pub struct Reference {
     pub target: Target,
 }
 
-/// Why a string is not a valid registry reference.
+/// Why a string is not a valid registry reference (credentials in it are masked).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid registry reference `{input}`: {reason}")]
 pub struct ParseReferenceError {
-    /// The string given.
+    /// The string given, with any `user:password@` masked.
     pub input: String,
     /// What is wrong with it.
     pub reason: String,
@@ -88,9 +88,15 @@ impl Reference {
     /// and `oci+https://` is an explicit spelling of `oci://`.
     pub fn parse(input: &str) -> Result<Reference, ParseReferenceError> {
         let err = |reason: &str| ParseReferenceError {
-            input: input.to_string(),
+            input: crate::redact::url(input).into_owned(),
             reason: reason.to_string(),
         };
+        if crate::redact::userinfo(input).is_some() {
+            return Err(err(&format!(
+                "the URL carries credentials: {}",
+                crate::redact::REGISTRY_HINT
+            )));
+        }
         let (scheme, rest) = if let Some(rest) = input.strip_prefix("oci://") {
             (Scheme::Https, rest)
         } else if let Some(rest) = input.strip_prefix("oci+https://") {
@@ -278,6 +284,17 @@ mod tests {
         assert_eq!(r.registry.host, "[::1]:5000");
         assert_eq!(r.target, Target::Tag("t".into()));
         assert_eq!(Reference::parse("oci://[::1]/r").unwrap().registry.host, "[::1]");
+    }
+
+    #[test]
+    fn credentials_are_refused_and_never_shown() {
+        let err = Reference::parse("oci://u:s3cr3t@ghcr.io/x").unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(
+            err.contains("oci://***@ghcr.io/x") && err.contains("carries credentials"),
+            "{err}"
+        );
+        assert!(err.contains("STACKCI_REGISTRY_USERNAME"), "{err}");
     }
 
     #[test]

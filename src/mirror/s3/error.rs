@@ -211,15 +211,7 @@ impl std::error::Error for Response {}
 
 /// `endpoint` with any `user:password@` part masked, for messages.
 pub(super) fn redact_endpoint(endpoint: &str) -> String {
-    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let sep = if scheme.is_empty() { "" } else { "://" };
-            format!("{scheme}{sep}***@{}", &rest[at + 1..])
-        }
-        None => endpoint.to_owned(),
-    }
+    crate::redact::url(endpoint).into_owned()
 }
 
 #[cfg(test)]
