@@ -1,6 +1,5 @@
 //! The command line as a user meets it: help, stack errors, progress output modes.
 
-
 use std::fs;
 use std::process::Command;
 

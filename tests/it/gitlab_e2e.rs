@@ -3,7 +3,6 @@
 //! pipeline that builds the example stack into a file mirror; a second pipeline is the
 //! no-op; a failing recipe fails the run.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

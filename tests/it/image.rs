@@ -1,7 +1,6 @@
 //! `stackci image`: OCI layout and docker-archive targets, read by skopeo, umoci and podman;
 //! deterministic digests; the layer budget.
 
-
 use std::path::Path;
 use std::process::Command;
 

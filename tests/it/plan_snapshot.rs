@@ -1,7 +1,6 @@
 //! Pins the example stack's plan (names, versions, hashes, dependencies): an accidental change
 //! to the hash encoding, the stack loader or the example sources fails here.
 
-
 use crate::common::*;
 
 #[test]

@@ -1,6 +1,5 @@
 //! End-to-end: `stackci run`, `plan`, `install` and `index` on real builds with a file mirror.
 
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;

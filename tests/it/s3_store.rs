@@ -418,7 +418,12 @@ fn a_200_mib_upload_stays_under_100_mib_of_memory() {
     let sum = write_random(&file, 200 * MIB, 5);
 
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "s3_store::upload_and_report_peak_memory", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "s3_store::upload_and_report_peak_memory",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("STACKCI_TEST_S3_FILE", &file)
         .output()

@@ -7,8 +7,8 @@ use crate::status_support::server;
 use std::path::Path;
 use std::process::Command;
 
-use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
 use crate::common::*;
+use apis::{check_gitlab, check_openapi, github_spec, gitlab_fixture};
 use serde_json::Value;
 use server::{Reply, StandIn};
 
