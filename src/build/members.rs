@@ -309,6 +309,10 @@ impl Members {
             None => {}
         }
         let Some(root) = root else { return Ok(None) };
+        if self.prefix.as_ref().is_some_and(|p| rel.starts_with(p)) {
+            // A package layer is all of its prefix: whatever the root holds there is replaced.
+            return Ok(None);
+        }
         let path = root.join(rel);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => std::fs::read_link(&path)

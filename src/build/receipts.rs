@@ -94,10 +94,13 @@ impl Receipts {
         let reader = mirror
             .open_blob(digest)
             .with_context(|| format!("reading layer {digest} from {}", mirror.location()))?;
-        self.clear(prefix)?;
         let check = LayerCheck::package(layer, prefix, max_size);
-        unpack::unpack(reader, &check, &mirror.location(), &self.root, self.staging_parent())
-            .with_context(|| format!("unpacking {} into {}", prefix.display(), self.root.display()))?;
+        let what = || format!("unpacking {} into {}", prefix.display(), self.root.display());
+        let staged =
+            unpack::stage(reader, &check, &mirror.location(), &self.root, self.staging_parent()).with_context(what)?;
+        // Only a layer known to be good replaces what is there.
+        self.clear(prefix)?;
+        staged.commit().with_context(what)?;
         self.record(layer, prefix)?;
         Ok(true)
     }

@@ -39,10 +39,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
+use super::cancel;
 use super::members::{Admitted, Members, show};
 use super::staging::Staging;
 pub use super::stream::LayerCheck;
-use super::stream::{TarStream, read_layer};
+use super::stream::{Interrupted, TarStream, read_layer};
 use crate::digest::{Digest, DigestMismatch, Hasher};
 
 /// Why a layer member was refused.
@@ -166,6 +167,22 @@ pub fn unpack_layer(blob: &Path, expected: &Digest, root: &Path) -> Result<()> {
 /// `root` only when every member is acceptable and the digest, size and `diff_id` in
 /// `check` match. Nothing is written under `root` otherwise.
 pub fn unpack(reader: impl Read, check: &LayerCheck, what: &str, root: &Path, staging_parent: &Path) -> Result<()> {
+    stage(reader, check, what, root, staging_parent)?.commit()
+}
+
+/// A layer extracted and fully checked in its staging directory, not yet in place; dropping
+/// it removes the staging directory.
+#[derive(Debug)]
+pub struct Staged {
+    staging: Staging,
+    layer: Digest,
+    root: PathBuf,
+}
+
+/// The first half of [`unpack`]: reads, checks and extracts the layer into staging, and
+/// returns it ready to [`Staged::commit`]. Lets a caller clear what the layer replaces only
+/// once the layer is known to be good.
+pub fn stage(reader: impl Read, check: &LayerCheck, what: &str, root: &Path, staging_parent: &Path) -> Result<Staged> {
     let layer = &check.digest;
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let staging = Staging::create(staging_parent)?;
@@ -181,15 +198,32 @@ pub fn unpack(reader: impl Read, check: &LayerCheck, what: &str, root: &Path, st
     })?;
     x.members.check_symlinks(Some(root))?;
     x.finish_dirs()?;
-    move_into_place(staging.path(), root).map_err(|e| match e.downcast::<Refusal>() {
-        Ok(reason) => anyhow::Error::new(UnsafeMember {
-            layer: layer.clone(),
-            member: reason_path(&reason),
-            reason,
-        }),
-        Err(e) => e.context(format!("moving layer {layer} into {}", root.display())),
-    })?;
-    staging.close()
+    Ok(Staged {
+        staging,
+        layer: layer.clone(),
+        root: root.to_path_buf(),
+    })
+}
+
+impl Staged {
+    /// Moves the staged layer into place (refusing to replace a directory by a file or to go
+    /// through a symlink in the root, before anything moves) and removes the staging
+    /// directory. Does nothing but clean up after Ctrl-C.
+    pub fn commit(self) -> Result<()> {
+        let (layer, root) = (&self.layer, &self.root);
+        if cancel::is_cancelled() {
+            bail!(Interrupted(layer.clone()));
+        }
+        move_into_place(self.staging.path(), root).map_err(|e| match e.downcast::<Refusal>() {
+            Ok(reason) => anyhow::Error::new(UnsafeMember {
+                layer: layer.clone(),
+                member: reason_path(&reason),
+                reason,
+            }),
+            Err(e) => e.context(format!("moving layer {layer} into {}", root.display())),
+        })?;
+        self.staging.close()
+    }
 }
 
 /// Reads the layer in `reader` once and checks everything [`unpack`] checks (digest, size,
