@@ -8,6 +8,7 @@ mod status_support;
 mod ci_generate;
 mod cli;
 mod gitlab_e2e;
+mod hostile_mirror;
 mod image;
 mod layers;
 mod oci_registry;
