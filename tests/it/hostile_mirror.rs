@@ -9,10 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::Value;
+use stackci::build::stream::DEFAULT_MAX_LAYER_SIZE;
 use stackci::digest::Digest;
-use stackci::mirror::MANIFEST_MEDIA_TYPE;
+use stackci::image::budget::limit_layers;
+use stackci::image::verify::{Verified, VerifiedCache, verify_package_layers};
+use stackci::image::{Image, assemble};
 use stackci::mirror::open::{MirrorOptions, open};
+use stackci::mirror::{MANIFEST_MEDIA_TYPE, Mirror};
 
 use crate::common::*;
 
@@ -45,6 +52,7 @@ impl Fixture {
         );
         let mut text = fs::read_to_string(&stack).unwrap();
         text.push_str("images:\n  img:\n    base: scratch\n    packages: [one]\n");
+        text.push_str("  both:\n    base: scratch\n    packages: [two]\n");
         fs::write(&stack, text).unwrap();
         let mirror = tmp.path().join("mirror");
         let url = format!("file://{}", mirror.display());
@@ -490,5 +498,107 @@ fn a_killed_install_leaves_staging_that_the_next_install_removes() {
             .unwrap()
             .len(),
         96 << 20
+    );
+}
+
+/// A mirror that counts the blobs opened through it.
+struct Counting {
+    inner: Box<dyn Mirror>,
+    opened: AtomicUsize,
+}
+
+impl Mirror for Counting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn has_blob(&self, digest: &Digest) -> anyhow::Result<bool> {
+        self.inner.has_blob(digest)
+    }
+    fn open_blob(&self, digest: &Digest) -> anyhow::Result<Box<dyn Read + Send>> {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        self.inner.open_blob(digest)
+    }
+    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> anyhow::Result<()> {
+        self.inner.put_blob(digest, size, file)
+    }
+    fn get_manifest(&self, tag: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.inner.get_manifest(tag)
+    }
+    fn put_manifest(&self, tag: &str, media_type: &str, manifest: &[u8]) -> anyhow::Result<Digest> {
+        self.inner.put_manifest(tag, media_type, manifest)
+    }
+    fn list_tags(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        self.inner.list_tags()
+    }
+}
+
+#[test]
+fn image_reads_each_package_layer_once_then_trusts_the_verified_cache() {
+    let f = Fixture::new("mkdir -p \"$PREFIX/bin\"\necho one > \"$PREFIX/bin/one\"");
+    ok(&mut f.cmd(&["run"]));
+    let counting = Arc::new(Counting {
+        inner: open(&f.url, Path::new("/"), &MirrorOptions::default()).unwrap(),
+        opened: AtomicUsize::new(0),
+    });
+    let stack = stackci::stack::load(&f.stack).unwrap();
+    let image = assemble(&stack, "both", Image::scratch(), counting.clone(), 0).unwrap();
+    let cache = VerifiedCache::new(&f.tmp.path().join("state"));
+    let reads = |image: &Image, max: u64| {
+        let before = counting.opened.load(Ordering::SeqCst);
+        let result = verify_package_layers(image, &cache, max);
+        (result, counting.opened.load(Ordering::SeqCst) - before)
+    };
+    let (cold, opened) = reads(&image, DEFAULT_MAX_LAYER_SIZE);
+    assert_eq!((cold.unwrap(), opened), (Verified { read: 2, cached: 0 }, 2));
+    let (warm, opened) = reads(&image, DEFAULT_MAX_LAYER_SIZE);
+    assert_eq!(
+        (warm.unwrap(), opened),
+        (Verified { read: 0, cached: 2 }, 0),
+        "a warm check reads no blob"
+    );
+
+    // The same blob under another prefix, with another diff_id, or under a cap below its
+    // size is another question: it is read again (and refused).
+    let mut moved = image.clone();
+    moved.layers[0].prefix = Some(f.store.join("elsewhere"));
+    let (r, opened) = reads(&moved, DEFAULT_MAX_LAYER_SIZE);
+    assert_eq!(opened, 1);
+    assert!(format!("{:#}", r.unwrap_err()).contains("outside the package prefix"));
+    let mut relabelled = image.clone();
+    relabelled.layers[0].layer.diff_id = Digest::of(b"x");
+    let (r, opened) = reads(&relabelled, DEFAULT_MAX_LAYER_SIZE);
+    assert_eq!(opened, 1);
+    assert!(format!("{:#}", r.unwrap_err()).contains("diff_id"));
+    let (r, opened) = reads(&image, 100);
+    assert_eq!(opened, 1, "stops at the first refused layer");
+    assert!(format!("{:#}", r.unwrap_err()).contains("expands to more than 100 bytes"));
+    let (warm, opened) = reads(&image, DEFAULT_MAX_LAYER_SIZE);
+    assert_eq!(
+        (warm.unwrap(), opened),
+        (Verified { read: 0, cached: 2 }, 0),
+        "failures are not cached"
+    );
+
+    // Merging layers under a layer budget reads them and holds them to the same rule.
+    let scratch = f.tmp.path().join("scratch");
+    let merged = limit_layers(&image, 1, &scratch, DEFAULT_MAX_LAYER_SIZE).unwrap();
+    assert_eq!(merged.layers.len(), 1);
+    let err = limit_layers(&moved, 1, &scratch, DEFAULT_MAX_LAYER_SIZE).err().unwrap();
+    assert!(format!("{err:#}").contains("outside the package prefix"), "{err:#}");
+    let err = limit_layers(&relabelled, 1, &scratch, DEFAULT_MAX_LAYER_SIZE)
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("diff_id"), "{err:#}");
+
+    // The command keeps its cache in the stack's state directory.
+    let out = f.tmp.path().join("out");
+    ok(&mut f.cmd(&["image", "both", "--to", &format!("oci-layout:{}", out.display())]));
+    let verified = f.stack.parent().unwrap().join(".stackci/verified/v1");
+    let entries = fs::read_dir(&verified).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        entries,
+        2,
+        "one cache directory per package layer in {}",
+        verified.display()
     );
 }
