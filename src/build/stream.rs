@@ -220,10 +220,14 @@ where
     Ok(tar_size)
 }
 
-/// Parses a byte size: a number with an optional unit `K`, `M`, `G`, `T` (powers of 1024;
-/// `KiB`, `KB`, `k` are the same), e.g. `64GiB`, `500M`, `1048576`.
+/// Parses a layer size cap: a number with an optional unit `K`, `M`, `G`, `T` (powers of
+/// 1024; `KiB`, `KB`, `k` are the same), e.g. `64GiB`, `500M`, `1048576`. Empty means
+/// [`DEFAULT_MAX_LAYER_SIZE`] (CI templates set unused variables to "").
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
+    if t.is_empty() {
+        return Ok(DEFAULT_MAX_LAYER_SIZE);
+    }
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);
     let bad = || format!("`{s}` is not a size (e.g. 64GiB, 500M, 1048576)");
@@ -250,7 +254,8 @@ mod tests {
         assert_eq!(parse_size("64G"), Ok(DEFAULT_MAX_LAYER_SIZE));
         assert_eq!(parse_size("500 m"), Ok(500 << 20));
         assert_eq!(parse_size("1k"), Ok(1024));
-        assert!(parse_size("").is_err());
+        assert_eq!(parse_size(""), Ok(DEFAULT_MAX_LAYER_SIZE), "an empty variable is unset");
+        assert!(parse_size("G").is_err());
         assert!(parse_size("1.5G").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").is_err());

@@ -427,7 +427,7 @@ fn a_gzip_bomb_is_refused_above_max_layer_size() {
     refused("image", &output(&mut image), 2, &says);
     assert!(!out.exists());
     // Within the default cap the same layer installs.
-    ok(&mut f.cmd(&[]).args(["install", "one", "--root"]).arg(f.root()));
+    ok(f.cmd(&[]).args(["install", "one", "--root"]).arg(f.root()));
     assert_eq!(
         fs::metadata(f.root().join(member(&prefix)).join("zeros"))
             .unwrap()
@@ -487,7 +487,7 @@ fn a_killed_install_leaves_staging_that_the_next_install_removes() {
     let pid = child.id().to_string();
     assert!(stale[0].contains(&format!("-{pid}-")), "named with the pid: {stale:?}");
 
-    ok(&mut f.cmd(&["install", "one", "--root"]).arg(f.root()));
+    ok(f.cmd(&["install", "one", "--root"]).arg(f.root()));
     assert_eq!(
         Fixture::staging_in(&state),
         Vec::<String>::new(),
