@@ -22,6 +22,8 @@ pub struct BuildSettings {
     pub source_date_epoch: u64,
     /// Directory for build trees, logs, downloads and blob caches (`<stack dir>/.stackci`).
     pub state: PathBuf,
+    /// Most bytes a dependency's layer may expand to (`--max-layer-size`).
+    pub max_layer_size: u64,
 }
 
 impl BuildSettings {
@@ -29,20 +31,18 @@ impl BuildSettings {
     pub fn log_path(&self, tag: &str) -> PathBuf {
         self.state.join("logs").join(format!("{tag}.log"))
     }
-
-    fn blob_cache(&self) -> PathBuf {
-        self.state.join("cache").join("blobs")
-    }
 }
 
-/// Unpacks into the store every package needed to build `i` that is not there yet.
+/// Unpacks into the store every package needed to build `i` that is not there yet, each
+/// layer confined to its package's prefix.
 pub fn install_build_deps(stack: &Stack, i: usize, mirror: &dyn Mirror, settings: &BuildSettings) -> Result<()> {
     let receipts = Receipts::new(Path::new("/"), &stack.store);
+    receipts.sweep_staging()?;
     for d in stack.build_closure(i) {
         let tag = stack.packages[d].tag();
         let image = read_package(mirror, &tag)?
             .with_context(|| format!("dependency `{tag}` is not in {}", mirror.location()))?;
-        receipts.ensure(mirror, &image.own_layer()?, &stack.prefix(d), &settings.blob_cache())?;
+        receipts.ensure(mirror, &image.own_layer()?, &stack.prefix(d), settings.max_layer_size)?;
     }
     Ok(())
 }

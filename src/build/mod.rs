@@ -3,10 +3,13 @@
 
 pub mod cancel;
 pub mod job;
+pub mod members;
 pub mod pack;
 pub mod pgzip;
 pub mod receipts;
 pub mod recipe;
 pub mod schedule;
 pub mod source;
+pub mod staging;
+pub mod stream;
 pub mod unpack;

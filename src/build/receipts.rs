@@ -2,16 +2,18 @@
 //!
 //! A prefix on disk is trusted only when a receipt for its layer digest exists under
 //! `<root><store>/.stackci/layers/`; a prefix left by a failed or interrupted build has
-//! none, so it is removed and replaced from the mirror.
+//! none, so it is removed and replaced from the mirror. Layers are unpacked confined to
+//! their package's prefix (see [`super::unpack`]), staged under `<root><store>/.stackci/`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::unpack;
+use super::staging;
+use super::unpack::{self, LayerCheck};
 use crate::mirror::Mirror;
-use crate::mirror::package::{Layer, fetch_blob};
+use crate::mirror::package::Layer;
 
 /// A store as seen from a root directory (`/` for builds, `--root DIR` for installs).
 #[derive(Debug, Clone)]
@@ -70,17 +72,35 @@ impl Receipts {
         }
     }
 
-    /// Makes sure `layer` (the package installed at `prefix`) is unpacked: fetches it
-    /// from the mirror through `cache`, verifies it and unpacks it, unless a receipt exists.
-    pub fn ensure(&self, mirror: &dyn Mirror, layer: &Layer, prefix: &Path, cache: &Path) -> Result<bool> {
+    /// Where unpacks stage their files: `<root><store>/.stackci`, on the store's filesystem.
+    fn staging_parent(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    /// Removes staging directories that killed unpackers left behind (never a live one's);
+    /// returns how many.
+    pub fn sweep_staging(&self) -> Result<usize> {
+        staging::sweep_stale(self.staging_parent())
+    }
+
+    /// Makes sure `layer` (the package installed at `prefix`) is unpacked, unless a receipt
+    /// exists: reads it once from the mirror, checking its digest, size and `diff_id`, that
+    /// it expands to at most `max_size` bytes and that every member stays in `prefix`.
+    pub fn ensure(&self, mirror: &dyn Mirror, layer: &Layer, prefix: &Path, max_size: u64) -> Result<bool> {
         if self.has(layer) {
             return Ok(false);
         }
-        let blob = fetch_blob(mirror, &layer.descriptor, cache)?;
+        let digest = &layer.descriptor.digest;
+        let reader = mirror
+            .open_blob(digest)
+            .with_context(|| format!("reading layer {digest} from {}", mirror.location()))?;
+        let check = LayerCheck::package(layer, prefix, max_size);
+        let what = || format!("unpacking {} into {}", prefix.display(), self.root.display());
+        let staged =
+            unpack::stage(reader, &check, &mirror.location(), &self.root, self.staging_parent()).with_context(what)?;
+        // Only a layer known to be good replaces what is there.
         self.clear(prefix)?;
-        let staging = self.dir.parent().unwrap_or(&self.dir);
-        unpack::unpack_layer_staged(&blob, &layer.descriptor.digest, &self.root, staging)
-            .with_context(|| format!("unpacking {} into {}", prefix.display(), self.root.display()))?;
+        staged.commit().with_context(what)?;
         self.record(layer, prefix)?;
         Ok(true)
     }

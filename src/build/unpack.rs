@@ -1,13 +1,19 @@
-//! Verified, safe extraction of layers.
+//! Verified, confined extraction of layers, in one pass over the blob.
 //!
-//! A layer is hashed in full before anything is extracted. It is then extracted into a
-//! staging directory inside the root (`<root>/.stackci-unpack-XXXX`, or below a directory the
-//! caller names, such as the store, so renames stay on one filesystem), every member checked
-//! explicitly rather than trusting the tar crate's `unpack_in`, and only when the whole layer
-//! is extracted and checked are its top-level entries moved into place by rename (merging
-//! into directories that already exist). A failure leaves the root as it was.
+//! [`unpack`] reads a layer once, straight from the mirror's reader ([`super::stream`]):
+//! the compressed bytes are hashed, gunzipped, the tar bytes hashed (and capped), and each
+//! member checked ([`super::members`]) and extracted into a staging directory
+//! ([`super::staging`]) below a directory the caller names, such as the store, so renames
+//! stay on one filesystem. Only when the whole layer is extracted and checked, and its
+//! digest, size and `diff_id` match, are its top-level entries moved into place by rename
+//! (merging into directories that already exist). A failure, or Ctrl-C, leaves the root as
+//! it was and removes the staging directory.
 //!
 //! Refused, naming the layer digest and the member ([`UnsafeMember`]):
+//! - for a package layer ([`LayerCheck::prefix`]), any member that is not the package's
+//!   prefix or below it; the prefix's ancestors (`opt`, `opt/stackci`) may appear only as
+//!   directories, and symlinks must resolve inside the prefix. So a layer can write neither
+//!   over system files (`usr/bin/cc`), nor into another package, nor under `<store>/.stackci`;
 //! - absolute member paths and paths with `..` components;
 //! - symlinks whose target leaves the root. Targets are resolved the way a container sees
 //!   them with `root` as `/`: an absolute target is read relative to the root, and the
@@ -25,18 +31,19 @@
 //! layer cannot change what an earlier link resolves to except by adding new symlinks on
 //! the path of a dangling one.
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use tar::EntryType;
 
+use super::cancel;
+use super::members::{Admitted, Members, show};
+use super::staging::Staging;
+pub use super::stream::LayerCheck;
+use super::stream::{Interrupted, TarStream, read_layer};
 use crate::digest::{Digest, DigestMismatch, Hasher};
 
 /// Why a layer member was refused.
@@ -52,9 +59,28 @@ pub enum Refusal {
     /// The member path is empty.
     #[error("empty path")]
     EmptyPath,
+    /// The member is neither the package prefix (named here), nor below it, nor one of its
+    /// ancestor directories.
+    #[error("it is outside the package prefix `{0}`")]
+    OutsidePrefix(String),
+    /// The member is the package prefix (named here) or one of its ancestors, and is not a
+    /// directory.
+    #[error("it is the package prefix `{0}` or one of its parents, which may only be directories")]
+    MustBeDirectory(String),
     /// A symlink whose target leaves the root.
     #[error("symlink target `{0}` leaves the root")]
     SymlinkEscapes(String),
+    /// A symlink of a package layer whose target resolves outside the package prefix.
+    #[error("symlink target `{target}` leaves the package prefix `{prefix}`")]
+    SymlinkLeavesPrefix {
+        /// The symlink's target.
+        target: String,
+        /// The package prefix.
+        prefix: String,
+    },
+    /// A symlink without a target.
+    #[error("symlink without a target")]
+    EmptyTarget,
     /// A symlink chain that does not end (more than 40 hops).
     #[error("symlink target `{0}` loops")]
     SymlinkLoop(String),
@@ -97,10 +123,6 @@ pub struct UnsafeMember {
 /// reading it in a stream. A mismatch is a [`DigestMismatch`] in the error chain.
 pub fn verify_file(path: &Path, expected: &Digest, size: Option<u64>) -> Result<()> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    verify_open(&mut file, path, expected, size)
-}
-
-fn verify_open(file: &mut File, path: &Path, expected: &Digest, size: Option<u64>) -> Result<()> {
     let mut hasher = Hasher::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -126,47 +148,98 @@ fn verify_open(file: &mut File, path: &Path, expected: &Digest, size: Option<u64
     Ok(())
 }
 
-/// Verifies `blob` (a local `.tar.gz` file) against `expected`, then extracts it into
-/// `root` (created if missing). See the module documentation for what is refused.
+/// Verifies the layer file `blob` against `expected` and unpacks it under `root` (created
+/// if missing), confined to the root only. See the module documentation for what is refused.
 pub fn unpack_layer(blob: &Path, expected: &Digest, root: &Path) -> Result<()> {
-    unpack_layer_staged(blob, expected, root, root)
+    let file = File::open(blob).with_context(|| format!("opening layer {expected} at {}", blob.display()))?;
+    unpack(
+        file,
+        &LayerCheck::digest(expected),
+        &blob.display().to_string(),
+        root,
+        root,
+    )
 }
 
-/// Like [`unpack_layer`], staging the extraction in `staging_parent` (a directory below
-/// `root` on the filesystem the files end up on, such as the store), so the final renames
-/// never cross a mount point.
-pub fn unpack_layer_staged(blob: &Path, expected: &Digest, root: &Path, staging_parent: &Path) -> Result<()> {
-    let mut file = File::open(blob).with_context(|| format!("opening layer {expected} at {}", blob.display()))?;
-    verify_open(&mut file, blob, expected, None).with_context(|| format!("verifying layer {expected}"))?;
-    file.seek(SeekFrom::Start(0))
-        .with_context(|| format!("reading {}", blob.display()))?;
+/// Reads the layer in `reader` once (`what` names where it comes from, for messages),
+/// extracting it into a staging directory in `staging_parent` (a directory below `root` on
+/// the filesystem the files end up on, such as the store's `.stackci`), and moves it under
+/// `root` only when every member is acceptable and the digest, size and `diff_id` in
+/// `check` match. Nothing is written under `root` otherwise.
+pub fn unpack(reader: impl Read, check: &LayerCheck, what: &str, root: &Path, staging_parent: &Path) -> Result<()> {
+    stage(reader, check, what, root, staging_parent)?.commit()
+}
+
+/// A layer extracted and fully checked in its staging directory, not yet in place; dropping
+/// it removes the staging directory.
+#[derive(Debug)]
+pub struct Staged {
+    staging: Staging,
+    layer: Digest,
+    root: PathBuf,
+}
+
+/// The first half of [`unpack`]: reads, checks and extracts the layer into staging, and
+/// returns it ready to [`Staged::commit`]. Lets a caller clear what the layer replaces only
+/// once the layer is known to be good.
+pub fn stage(reader: impl Read, check: &LayerCheck, what: &str, root: &Path, staging_parent: &Path) -> Result<Staged> {
+    let layer = &check.digest;
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    fs::create_dir_all(staging_parent).with_context(|| format!("creating {}", staging_parent.display()))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".stackci-unpack-")
-        .tempdir_in(staging_parent)
-        .with_context(|| format!("creating a staging directory in {}", staging_parent.display()))?;
+    let staging = Staging::create(staging_parent)?;
     let mut x = Extraction {
-        layer: expected,
-        root,
+        members: Members::new(layer, check.prefix.as_deref()),
         staging: staging.path(),
-        kinds: HashMap::new(),
         dirs: Vec::new(),
     };
-    x.extract(file)?;
-    x.check_symlinks()?;
-    x.finish_dirs()?;
-    move_into_place(staging.path(), root).map_err(|e| match e.downcast::<Refusal>() {
-        Ok(reason) => anyhow::Error::new(UnsafeMember {
-            layer: expected.clone(),
-            member: reason_path(&reason),
-            reason,
-        }),
-        Err(e) => e.context(format!("moving layer {expected} into {}", root.display())),
+    read_layer(reader, check, what, |entry| {
+        let member = entry.path_bytes().into_owned();
+        x.extract_entry(entry, &member)
+            .with_context(|| format!("layer {layer}: extracting `{}`", String::from_utf8_lossy(&member)))
     })?;
-    staging
-        .close()
-        .with_context(|| format!("removing the staging directory in {}", root.display()))
+    x.members.check_symlinks(Some(root))?;
+    x.finish_dirs()?;
+    Ok(Staged {
+        staging,
+        layer: layer.clone(),
+        root: root.to_path_buf(),
+    })
+}
+
+impl Staged {
+    /// Moves the staged layer into place (refusing to replace a directory by a file or to go
+    /// through a symlink in the root, before anything moves) and removes the staging
+    /// directory. Does nothing but clean up after Ctrl-C.
+    pub fn commit(self) -> Result<()> {
+        let (layer, root) = (&self.layer, &self.root);
+        if cancel::is_cancelled() {
+            bail!(Interrupted(layer.clone()));
+        }
+        move_into_place(self.staging.path(), root).map_err(|e| match e.downcast::<Refusal>() {
+            Ok(reason) => anyhow::Error::new(UnsafeMember {
+                layer: layer.clone(),
+                member: reason_path(&reason),
+                reason,
+            }),
+            Err(e) => e.context(format!("moving layer {layer} into {}", root.display())),
+        })?;
+        self.staging.close()
+    }
+}
+
+/// Reads the layer in `reader` once and checks everything [`unpack`] checks (digest, size,
+/// `diff_id`, cap, every member, symlinks within the layer) without writing anything;
+/// returns the uncompressed size.
+pub fn verify_layer(reader: impl Read, check: &LayerCheck, what: &str) -> Result<u64> {
+    let layer = &check.digest;
+    let mut members = Members::new(layer, check.prefix.as_deref());
+    let size = read_layer(reader, check, what, |entry| {
+        let member = entry.path_bytes().into_owned();
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        members.admit(entry.header().entry_type(), &member, link.as_deref())?;
+        Ok(())
+    })?;
+    members.check_symlinks(None)?;
+    Ok(size)
 }
 
 fn reason_path(r: &Refusal) -> String {
@@ -176,116 +249,55 @@ fn reason_path(r: &Refusal) -> String {
     }
 }
 
-/// What a staged path is.
-#[derive(Debug, Clone)]
-enum Kind {
-    Dir,
-    File,
-    Symlink(PathBuf),
-}
-
 struct Extraction<'a> {
-    layer: &'a Digest,
-    root: &'a Path,
+    members: Members,
     staging: &'a Path,
-    /// Every path created in staging, relative to it.
-    kinds: HashMap<PathBuf, Kind>,
     /// Directories from the archive and their modes, applied at the end.
     dirs: Vec<(PathBuf, u32)>,
 }
 
 impl Extraction<'_> {
-    fn refuse(&self, member: &[u8], reason: Refusal) -> anyhow::Error {
-        UnsafeMember {
-            layer: self.layer.clone(),
-            member: String::from_utf8_lossy(member).into_owned(),
-            reason,
-        }
-        .into()
-    }
-
-    fn extract(&mut self, file: File) -> Result<()> {
-        let layer = self.layer.clone();
-        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
-            1 << 20,
-            file,
-        )));
-        let entries = archive.entries().with_context(|| format!("reading layer {layer}"))?;
-        for entry in entries {
-            let mut entry = entry.with_context(|| format!("reading layer {layer}"))?;
-            let member = entry.path_bytes().into_owned();
-            self.extract_entry(&mut entry, &member)
-                .with_context(|| format!("layer {layer}: extracting `{}`", String::from_utf8_lossy(&member)))?;
-        }
-        // Read to the end so the gzip trailer (CRC-32, length) is checked too.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
-            .with_context(|| format!("reading the end of layer {layer}"))?;
-        Ok(())
-    }
-
-    fn extract_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, member: &[u8]) -> Result<()> {
-        let kind = entry.header().entry_type();
-        match kind {
-            EntryType::XGlobalHeader => return Ok(()),
-            EntryType::Char | EntryType::Block => return Err(self.refuse(member, Refusal::Device)),
-            EntryType::Fifo => return Err(self.refuse(member, Refusal::Fifo)),
-            EntryType::Regular
-            | EntryType::Continuous
-            | EntryType::Directory
-            | EntryType::Symlink
-            | EntryType::Link => {}
-            other => return Err(self.refuse(member, Refusal::Unsupported(other.as_byte()))),
-        }
-        let rel = match clean_path(member) {
-            Ok(Some(rel)) => rel,
-            Ok(None) if kind == EntryType::Directory => return Ok(()),
-            Ok(None) => return Err(self.refuse(member, Refusal::EmptyPath)),
-            Err(reason) => return Err(self.refuse(member, reason)),
-        };
-        self.make_parents(&rel, member)?;
-        let dest = self.staging.join(&rel);
+    fn extract_entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, TarStream<R>>, member: &[u8]) -> Result<()> {
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let admitted = self
+            .members
+            .admit(entry.header().entry_type(), member, link.as_deref())?;
         let mode = entry.header().mode().context("reading the mode")? & 0o777;
-        match self.kinds.get(&rel) {
-            Some(Kind::Dir) if kind == EntryType::Directory => {
-                self.dirs.push((rel, mode));
+        let (rel, replaces) = match &admitted {
+            Admitted::Skip => return Ok(()),
+            Admitted::Dir { path, exists: true } => {
+                self.dirs.push((path.clone(), mode));
                 return Ok(());
             }
-            Some(Kind::Dir) => return Err(self.refuse(member, Refusal::Conflict(show(&rel)))),
-            Some(_) if kind == EntryType::Directory => {
-                return Err(self.refuse(member, Refusal::Conflict(show(&rel))));
-            }
-            // A later member replaces an earlier file or symlink (unlink never follows links).
-            Some(_) => fs::remove_file(&dest).with_context(|| format!("replacing {}", dest.display()))?,
-            None => {}
+            Admitted::Dir { path, exists: false } => (path, false),
+            Admitted::File { path, replaces }
+            | Admitted::Symlink { path, replaces, .. }
+            | Admitted::HardLink { path, replaces, .. } => (path, *replaces),
+        };
+        let dest = self.staging.join(rel);
+        if let Some(parent) = dest.parent() {
+            // Every existing parent is a directory the layer made (checked by `admit`).
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        match kind {
-            EntryType::Directory => {
+        if replaces {
+            // A later member replaces an earlier file or symlink (unlink never follows links).
+            fs::remove_file(&dest).with_context(|| format!("replacing {}", dest.display()))?;
+        }
+        match admitted {
+            Admitted::Skip => {}
+            Admitted::Dir { path, .. } => {
                 fs::create_dir(&dest).with_context(|| format!("creating {}", dest.display()))?;
-                self.kinds.insert(rel.clone(), Kind::Dir);
-                self.dirs.push((rel, mode));
+                self.dirs.push((path, mode));
             }
-            EntryType::Symlink => {
-                let target = entry.link_name_bytes().context("symlink without a target")?;
-                let target = PathBuf::from(OsStr::from_bytes(&target));
+            Admitted::Symlink { target, .. } => {
                 std::os::unix::fs::symlink(&target, &dest)
                     .with_context(|| format!("creating symlink {}", dest.display()))?;
-                self.kinds.insert(rel, Kind::Symlink(target));
             }
-            EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .context("hard link without a target")?
-                    .into_owned();
-                let outside = || Refusal::HardLinkOutside(String::from_utf8_lossy(&target).into_owned());
-                let target_rel = match clean_path(&target) {
-                    Ok(Some(t)) if matches!(self.kinds.get(&t), Some(Kind::File)) => t,
-                    _ => return Err(self.refuse(member, outside())),
-                };
-                fs::hard_link(self.staging.join(&target_rel), &dest)
+            Admitted::HardLink { target, .. } => {
+                fs::hard_link(self.staging.join(&target), &dest)
                     .with_context(|| format!("creating hard link {}", dest.display()))?;
-                self.kinds.insert(rel, Kind::File);
             }
-            _ => {
+            Admitted::File { .. } => {
                 let mut out = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -299,114 +311,9 @@ impl Extraction<'_> {
                 let mtime = entry.header().mtime().context("reading the mtime")?;
                 out.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
                     .with_context(|| format!("setting the mtime of {}", dest.display()))?;
-                self.kinds.insert(rel, Kind::File);
             }
         }
         Ok(())
-    }
-
-    /// Creates the missing parents of `rel` in staging, refusing to go through a symlink or
-    /// a file.
-    fn make_parents(&mut self, rel: &Path, member: &[u8]) -> Result<()> {
-        let mut parent = PathBuf::new();
-        let comps: Vec<_> = rel.components().collect();
-        for c in &comps[..comps.len() - 1] {
-            parent.push(c);
-            match self.kinds.get(&parent) {
-                Some(Kind::Dir) => {}
-                Some(Kind::Symlink(_)) => {
-                    return Err(self.refuse(member, Refusal::ThroughSymlink(show(&parent))));
-                }
-                Some(Kind::File) => {
-                    return Err(self.refuse(member, Refusal::NotADirectory(show(&parent))));
-                }
-                None => {
-                    let dir = self.staging.join(&parent);
-                    fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-                    self.kinds.insert(parent.clone(), Kind::Dir);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Resolves every symlink of the layer (sorted, for stable errors) and refuses the
-    /// first one that leaves the root.
-    fn check_symlinks(&self) -> Result<()> {
-        let mut links: Vec<_> = self
-            .kinds
-            .iter()
-            .filter_map(|(p, k)| if let Kind::Symlink(t) = k { Some((p, t)) } else { None })
-            .collect();
-        links.sort();
-        for (path, target) in links {
-            let shown = target.to_string_lossy().into_owned();
-            let refuse = |reason| UnsafeMember {
-                layer: self.layer.clone(),
-                member: show(path),
-                reason,
-            };
-            match self.resolve(path, target) {
-                Ok(()) => {}
-                Err(Resolve::Escapes) => return Err(refuse(Refusal::SymlinkEscapes(shown)).into()),
-                Err(Resolve::Loops) => return Err(refuse(Refusal::SymlinkLoop(shown)).into()),
-                Err(Resolve::Io(e)) => {
-                    return Err(e.context(format!("layer {}: resolving symlink `{}`", self.layer, show(path))));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Follows `target` (of the symlink at `link`) component by component through this
-    /// layer's symlinks and the root's, with the root as `/`.
-    fn resolve(&self, link: &Path, target: &Path) -> Result<(), Resolve> {
-        let mut at: Vec<PathBuf> = Vec::new();
-        let mut todo: Vec<PathBuf> = Vec::new();
-        at.extend(
-            link.parent()
-                .into_iter()
-                .flat_map(|p| p.components())
-                .map(|c| PathBuf::from(c.as_os_str())),
-        );
-        push_target(&mut todo, &mut at, target);
-        let mut hops = 0;
-        while let Some(c) = todo.pop() {
-            if c.as_os_str() == ".." {
-                if at.pop().is_none() {
-                    return Err(Resolve::Escapes);
-                }
-                continue;
-            }
-            at.push(c);
-            let here: PathBuf = at.iter().collect();
-            if let Some(next) = self.link_at(&here)? {
-                hops += 1;
-                if hops > 40 {
-                    return Err(Resolve::Loops);
-                }
-                at.pop();
-                push_target(&mut todo, &mut at, &next);
-            }
-        }
-        Ok(())
-    }
-
-    /// The symlink target at `rel` in the merged view (this layer over the root), if `rel`
-    /// is a symlink.
-    fn link_at(&self, rel: &Path) -> Result<Option<PathBuf>, Resolve> {
-        match self.kinds.get(rel) {
-            Some(Kind::Symlink(t)) => return Ok(Some(t.clone())),
-            Some(_) => return Ok(None),
-            None => {}
-        }
-        let path = self.root.join(rel);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => fs::read_link(&path)
-                .map(Some)
-                .map_err(|e| Resolve::Io(anyhow::Error::new(e).context(format!("reading {}", path.display())))),
-            _ => Ok(None),
-        }
     }
 
     /// Applies directory modes, deepest first (so a read-only directory is filled first).
@@ -419,48 +326,6 @@ impl Extraction<'_> {
         }
         Ok(())
     }
-}
-
-/// Queues the components of symlink target `t` (an absolute one restarts at the root).
-fn push_target(todo: &mut Vec<PathBuf>, at: &mut Vec<PathBuf>, t: &Path) {
-    if t.has_root() {
-        at.clear();
-    }
-    for c in t.components().rev() {
-        match c {
-            Component::Normal(n) => todo.push(PathBuf::from(n)),
-            Component::ParentDir => todo.push(PathBuf::from("..")),
-            _ => {}
-        }
-    }
-}
-
-/// Why a symlink did not resolve inside the root.
-enum Resolve {
-    Escapes,
-    Loops,
-    Io(anyhow::Error),
-}
-
-/// A member path as a relative path of normal components (`.` and empty parts dropped);
-/// `None` when nothing is left.
-fn clean_path(bytes: &[u8]) -> Result<Option<PathBuf>, Refusal> {
-    if bytes.starts_with(b"/") {
-        return Err(Refusal::AbsolutePath);
-    }
-    let mut out = PathBuf::new();
-    for part in bytes.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => return Err(Refusal::ParentDir),
-            p => out.push(OsStr::from_bytes(p)),
-        }
-    }
-    Ok((!out.as_os_str().is_empty()).then_some(out))
-}
-
-fn show(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// Moves the staged tree into `root`: every conflict is found first ([`plan_moves`]), then
@@ -546,14 +411,5 @@ mod tests {
         rename_or_merge(&staging, &root, Path::new("opt")).unwrap();
         assert_eq!(fs::read(root.join("opt/p/new")).unwrap(), b"new");
         assert!(root.join("opt/q").is_dir());
-    }
-
-    #[test]
-    fn clean_paths() {
-        assert_eq!(clean_path(b"./a//b/./c/").unwrap(), Some(PathBuf::from("a/b/c")));
-        assert_eq!(clean_path(b"./").unwrap(), None);
-        assert_eq!(clean_path(b"/etc/passwd"), Err(Refusal::AbsolutePath));
-        assert_eq!(clean_path(b"a/../../b"), Err(Refusal::ParentDir));
-        assert_eq!(clean_path(b"a/..b"), Ok(Some(PathBuf::from("a/..b"))));
     }
 }

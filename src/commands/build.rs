@@ -33,6 +33,7 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
         jobs: args.build_jobs.unwrap_or_else(cpus),
         source_date_epoch: source_date_epoch()?,
         state: ctx.state_dir(),
+        max_layer_size: ctx.max_layer_size,
     };
     let ci = CiReport::new(ctx, &args.status)?;
     let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{Context, source_date_epoch};
 use crate::cli::ImageArgs;
-use crate::image::{self, Image, ImageRef, budget, target};
+use crate::image::{self, Image, ImageRef, budget, target, verify};
 use crate::mirror::open::open;
 
 /// Assembles the image from the mirror's package layers and writes it to `--to`.
@@ -43,7 +43,10 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let mirror = ctx.shared_mirror();
     let image = image::assemble(&ctx.stack, &args.name, base, mirror, source_date_epoch()?)?;
-    let image = budget::limit_layers(&image, args.layer_budget, &scratch)?;
+    let cache = verify::VerifiedCache::new(&ctx.state_dir());
+    verify::verify_package_layers(&image, &cache, ctx.max_layer_size)
+        .with_context(|| format!("checking the package layers of image `{}`", args.name))?;
+    let image = budget::limit_layers(&image, args.layer_budget, &scratch, ctx.max_layer_size)?;
     let written = target::write(&image, &to, &args.name, &ctx.mirror_options, &scratch)
         .with_context(|| format!("writing image `{}` to {to}", args.name))?;
     let vars = crate::ci::env::Vars::from_process();

@@ -5,11 +5,26 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use super::Context;
+use crate::build::cancel;
 use crate::build::receipts::Receipts;
+use crate::build::stream::Interrupted;
 use crate::mirror::package::read_package;
 
-/// Fetches, verifies and unpacks each package's runtime closure under `--root`.
+/// Fetches, verifies and unpacks each package's runtime closure under `--root`, each layer
+/// confined to its package's prefix. Ctrl-C stops at once and leaves no staging directory;
+/// the exit code is then 130.
 pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
+    cancel::install_handler();
+    match install(ctx, args) {
+        Err(e) if e.chain().any(|c| c.is::<Interrupted>()) => {
+            eprintln!("install interrupted: {e:#}");
+            Ok(ExitCode::from(130))
+        }
+        other => other.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
     let targets = ctx.packages(&args.packages)?;
     std::fs::create_dir_all(&args.root).with_context(|| format!("creating {}", args.root.display()))?;
     let root = args
@@ -17,7 +32,7 @@ pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("resolving {}", args.root.display()))?;
     let receipts = Receipts::new(&root, &ctx.stack.store);
-    let cache = ctx.state_dir().join("cache").join("blobs");
+    receipts.sweep_staging()?;
     let reporter = crate::report::Reporter::new(&ctx.stack, ctx.mode);
     for i in targets {
         let tag = ctx.stack.packages[i].tag();
@@ -40,7 +55,7 @@ pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
         }
         for (layer, &d) in layers.iter().zip(&closure) {
             let prefix = ctx.stack.prefix(d);
-            if receipts.ensure(ctx.mirror.as_ref(), layer, &prefix, &cache)? {
+            if receipts.ensure(ctx.mirror.as_ref(), layer, &prefix, ctx.max_layer_size)? {
                 reporter.line(&format!(
                     "unpacked {} ({})",
                     ctx.stack.packages[d].tag(),
@@ -50,5 +65,5 @@ pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
         }
         reporter.line(&format!("installed {tag} under {}", root.display()));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -40,6 +40,8 @@ pub struct Context {
     pub mode: Mode,
     /// Print JSON on stdout.
     pub json: bool,
+    /// Most bytes one layer may expand to (`--max-layer-size`).
+    pub max_layer_size: u64,
 }
 
 impl Context {
@@ -53,6 +55,7 @@ impl Context {
             mirror_options: mirror_options(cli),
             mode: Mode::detect(cli.verbose, cli.quiet),
             json: cli.json,
+            max_layer_size: cli.max_layer_size,
         })
     }
 

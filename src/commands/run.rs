@@ -23,6 +23,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
         jobs: args.build_jobs.unwrap_or_else(cpus),
         source_date_epoch: source_date_epoch()?,
         state: ctx.state_dir(),
+        max_layer_size: ctx.max_layer_size,
     };
     let ci = CiReport::new(ctx, &args.status)?;
     let to_build = involved

@@ -2,28 +2,30 @@
 //! 127), so beyond the budget the smallest package layers are merged into one, deterministically.
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{self, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use flate2::read::MultiGzDecoder;
 
 use super::{Image, ImageLayer};
+use crate::build::members::Members;
 use crate::build::pack::DEFAULT_LEVEL;
 use crate::build::pgzip::ParallelGz;
-use crate::digest::VerifyingReader;
+use crate::build::stream::{LayerCheck, read_layer};
 use crate::mirror::Mirror;
 use crate::mirror::fs::FsStore;
 use crate::mirror::layout::LayoutMirror;
-use crate::mirror::package::{Layer, fetch_blob};
+use crate::mirror::package::Layer;
 
 /// Returns `image` unchanged when it has at most `budget` layers; otherwise a new image in
 /// which the smallest package layers (ties: the earlier layer) are merged into one layer at
 /// the position of the last of them. Base layers are never merged. The merged layer is
 /// written under `scratch`; the same inputs give the same merged digest.
-pub fn limit_layers(image: &Image, budget: usize, scratch: &Path) -> Result<Image> {
+///
+/// Each merged layer is read once, checked as [`super::verify`] does (digest, `diff_id`,
+/// at most `max_layer_size` bytes uncompressed, every member inside its own package's
+/// prefix), so every member of the merged layer is under one of the merged packages' prefixes.
+pub fn limit_layers(image: &Image, budget: usize, scratch: &Path, max_layer_size: u64) -> Result<Image> {
     if image.layers.len() <= budget {
         return Ok(image.clone());
     }
@@ -37,7 +39,7 @@ pub fn limit_layers(image: &Image, budget: usize, scratch: &Path) -> Result<Imag
     let mut candidates: Vec<usize> = (image.base_layers..image.layers.len()).collect();
     candidates.sort_by_key(|&i| (image.layers[i].layer.descriptor.size, i));
     let chosen: BTreeSet<usize> = candidates.into_iter().take(excess).collect();
-    let merged = merge(image, &chosen, scratch)?;
+    let merged = merge(image, &chosen, scratch, max_layer_size)?;
     let last = *chosen.last().expect("at least two layers are merged");
     let mut out = image.clone();
     out.layers = Vec::with_capacity(budget);
@@ -53,8 +55,8 @@ pub fn limit_layers(image: &Image, budget: usize, scratch: &Path) -> Result<Imag
 }
 
 /// Concatenates the chosen layers' tar entries (in layer order, each directory once) into
-/// one deterministic gzip layer.
-fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path) -> Result<ImageLayer> {
+/// one deterministic gzip layer, reading each blob once from its source and checking it.
+fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path, max_layer_size: u64) -> Result<ImageLayer> {
     let dir = scratch.join("merged");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = tempfile::NamedTempFile::new_in(&dir)?;
@@ -62,41 +64,38 @@ fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path) -> Result<Imag
     let mut out = tar::Builder::new(gz);
     let mut dirs_seen = BTreeSet::new();
     for &i in chosen {
-        let desc = &image.layers[i].layer.descriptor;
-        let source = image.layers[i].source.as_ref();
-        let path = match source.local_blob_path(&desc.digest) {
-            Some(p) => p,
-            None => fetch_blob(source, desc, &scratch.join("blobs"))?,
+        let l = &image.layers[i];
+        let check = LayerCheck {
+            digest: l.layer.descriptor.digest.clone(),
+            size: Some(l.layer.descriptor.size),
+            diff_id: Some(l.layer.diff_id.clone()),
+            prefix: l.prefix.clone(),
+            max_size: max_layer_size,
         };
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let verified = VerifyingReader::new(
-            BufReader::new(file),
-            desc.digest.clone(),
-            Some(desc.size),
-            desc.digest.to_string(),
-        );
-        let mut archive = tar::Archive::new(MultiGzDecoder::new(verified));
-        for entry in archive
-            .entries()
-            .with_context(|| format!("reading layer {}", desc.digest))?
-        {
-            let mut entry = entry.with_context(|| format!("reading layer {}", desc.digest))?;
+        let digest = &check.digest;
+        let source = l.source.as_ref();
+        let reader = source
+            .open_blob(digest)
+            .with_context(|| format!("reading layer {digest} from {}", source.location()))?;
+        let mut members = Members::new(digest, check.prefix.as_deref());
+        read_layer(reader, &check, &source.location(), |entry| {
             let mut header = entry.header().clone();
             let name = entry.path_bytes().into_owned();
-            if header.entry_type().is_dir() && !dirs_seen.insert(name.clone()) {
-                continue;
-            }
             let link = entry.link_name_bytes().map(|l| l.into_owned());
+            members.admit(header.entry_type(), &name, link.as_deref())?;
+            if header.entry_type().is_dir() && !dirs_seen.insert(name.clone()) {
+                return Ok(());
+            }
             match link {
                 Some(link) if header.entry_type().is_hard_link() || header.entry_type().is_symlink() => {
                     out.append_link(&mut header, bytes_path(&name)?, bytes_path(&link)?)?;
                 }
-                _ => out.append_data(&mut header, bytes_path(&name)?, &mut entry)?,
+                _ => out.append_data(&mut header, bytes_path(&name)?, entry)?,
             }
-        }
-        // Drain to the end so the digest of the whole blob is checked.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
-            .with_context(|| format!("reading layer {}", desc.digest))?;
+            Ok(())
+        })
+        .with_context(|| format!("merging layer {digest}"))?;
+        members.check_symlinks(None)?;
     }
     let summary = out.into_inner()?.finish()?;
     let store = LayoutMirror::new(FsStore::new(&dir));
@@ -105,6 +104,7 @@ fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path) -> Result<Imag
     Ok(ImageLayer {
         layer,
         source: Arc::new(store),
+        prefix: None,
     })
 }
 

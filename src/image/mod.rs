@@ -3,6 +3,8 @@
 //!
 //! [`assemble`] returns a new [`Image`] (nothing is written); [`budget::limit_layers`]
 //! returns a new image with small layers merged; [`target::write`] puts any image anywhere.
+//! [`verify::verify_package_layers`] checks, before anything is written, that every package
+//! layer is what its package manifest says and writes only inside its package's prefix.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,13 +12,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::mirror::Mirror;
-use crate::mirror::package::{LABEL_PREFIX, Layer, SYSTEM_PATH, read_package, rfc3339};
+use crate::mirror::package::{LABEL_PREFIX, Layer, SYSTEM_PATH, read_image, read_package, rfc3339};
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
 
 pub mod budget;
 pub mod reference;
 pub mod target;
+pub mod verify;
 
 pub use reference::ImageRef;
 
@@ -30,6 +33,9 @@ pub struct ImageLayer {
     pub layer: Layer,
     /// Where its blob is.
     pub source: Arc<dyn Mirror>,
+    /// For a package's own layer, the package prefix every member must be in; `None` for
+    /// base layers and layers merged from already-checked package layers.
+    pub prefix: Option<std::path::PathBuf>,
 }
 
 /// An image in memory: its layers (with where to read them) and its config.
@@ -65,7 +71,7 @@ impl Image {
 
     /// Reads image `tag` from `source` (a base image).
     pub fn read(source: Arc<dyn Mirror>, tag: &str) -> Result<Image> {
-        let image = read_package(source.as_ref(), tag)?
+        let image = read_image(source.as_ref(), tag)?
             .with_context(|| format!("base image `{tag}` is not in {}", source.location()))?;
         let mut config = image.config.clone();
         // Base history no longer matches once layers are added or merged.
@@ -76,6 +82,7 @@ impl Image {
             .map(|layer| ImageLayer {
                 layer,
                 source: source.clone(),
+                prefix: None,
             })
             .collect();
         Ok(Image {
@@ -143,6 +150,7 @@ pub fn assemble(
         layers.push(ImageLayer {
             layer: image.own_layer()?,
             source: mirror.clone(),
+            prefix: Some(stack.prefix(i)),
         });
     }
     let mut image = base.append(layers);

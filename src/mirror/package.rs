@@ -84,17 +84,80 @@ impl PackageImage {
     }
 }
 
-/// Reads the manifest and config of `tag`; `None` when the tag does not exist.
+/// Reads the package manifest and config of `tag`; `None` when the tag does not exist.
+///
+/// A package is stackci's own format, so it is held to it: `schemaVersion` 2, an OCI image
+/// manifest (`mediaType` given and [`MANIFEST_MEDIA_TYPE`]), an OCI config
+/// ([`CONFIG_MEDIA_TYPE`]), gzip tar layers ([`LAYER_MEDIA_TYPE`]) and one `diff_id` per
+/// layer. Anything else is an error naming the tag and the mirror.
 pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
+    let Some(manifest) = read_manifest(mirror, tag)? else {
+        return Ok(None);
+    };
+    let not_a_package = || format!("`{tag}` in {} is not a stackci package manifest", mirror.location());
+    check_manifest(&manifest).with_context(not_a_package)?;
+    let image = PackageImage {
+        config: read_config(mirror, tag, &manifest)?,
+        manifest,
+    };
+    image.layers().with_context(not_a_package)?;
+    Ok(Some(image))
+}
+
+/// The manifest-format checks of [`read_package`].
+fn check_manifest(m: &Manifest) -> Result<()> {
+    if m.schema_version != 2 {
+        bail!("schemaVersion is {}, expected 2", m.schema_version);
+    }
+    match m.media_type.as_deref() {
+        Some(MANIFEST_MEDIA_TYPE) => {}
+        Some(other) => bail!("manifest mediaType is `{other}`, expected `{MANIFEST_MEDIA_TYPE}`"),
+        None => bail!("the manifest has no mediaType, expected `{MANIFEST_MEDIA_TYPE}`"),
+    }
+    if m.config.media_type != CONFIG_MEDIA_TYPE {
+        bail!(
+            "config {} has mediaType `{}`, expected `{CONFIG_MEDIA_TYPE}`",
+            m.config.digest,
+            m.config.media_type
+        );
+    }
+    if let Some(l) = m.layers.iter().find(|l| l.media_type != LAYER_MEDIA_TYPE) {
+        bail!(
+            "layer {} has mediaType `{}`, expected `{LAYER_MEDIA_TYPE}`",
+            l.digest,
+            l.media_type
+        );
+    }
+    Ok(())
+}
+
+/// Reads the manifest and config of image `tag` without the package-format checks (a base
+/// image may come from any tool); `None` when the tag does not exist.
+pub fn read_image(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
+    let Some(manifest) = read_manifest(mirror, tag)? else {
+        return Ok(None);
+    };
+    Ok(Some(PackageImage {
+        config: read_config(mirror, tag, &manifest)?,
+        manifest,
+    }))
+}
+
+fn read_manifest(mirror: &dyn Mirror, tag: &str) -> Result<Option<Manifest>> {
     let Some(bytes) = mirror.get_manifest(tag)? else {
         return Ok(None);
     };
-    let manifest: Manifest = serde_json::from_slice(&bytes).with_context(|| {
+    let manifest = serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "manifest of `{tag}` in {} is not an OCI image manifest",
             mirror.location()
         )
     })?;
+    Ok(Some(manifest))
+}
+
+/// Reads and verifies the config `manifest` names (at most 4 MiB).
+fn read_config(mirror: &dyn Mirror, tag: &str, manifest: &Manifest) -> Result<ImageConfig> {
     let mut config_bytes = Vec::new();
     let reader = mirror.open_blob(&manifest.config.digest)?;
     let what = format!("config of `{tag}`");
@@ -108,9 +171,8 @@ pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImag
         &mut config_bytes,
     )
     .with_context(|| format!("reading the config of `{tag}` from {}", mirror.location()))?;
-    let config: ImageConfig = serde_json::from_slice(&config_bytes)
-        .with_context(|| format!("config of `{tag}` is not an OCI image config"))?;
-    Ok(Some(PackageImage { manifest, config }))
+    serde_json::from_slice(&config_bytes)
+        .with_context(|| format!("config of `{tag}` in {} is not an OCI image config", mirror.location()))
 }
 
 /// `created` timestamp for `SOURCE_DATE_EPOCH` seconds, RFC 3339 in UTC.

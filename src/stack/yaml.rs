@@ -351,6 +351,11 @@ impl<'a> Converter<'a> {
                     let msg = format!("`store: {}` must be an absolute path", s.value);
                     return Err(self.err(ErrorKind::Invalid, pos(&s), msg));
                 }
+                // Prefixes and the receipts under `<store>/.stackci` must be where they read.
+                if p.components().any(|c| c == Component::ParentDir) {
+                    let msg = format!("`store: {}` must not contain `..` components", s.value);
+                    return Err(self.err(ErrorKind::Invalid, pos(&s), msg));
+                }
                 normalize(p)
             }
         };

@@ -1,5 +1,6 @@
 //! Layers end to end: pack a prefix, unpack it under a root, and refuse crafted hostile
-//! tarballs without leaving anything behind.
+//! tarballs without leaving anything behind; package layers confined to their prefix,
+//! checked against their digest, diff_id and a size cap in one pass.
 
 use std::fs;
 use std::io::Write;
@@ -7,7 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use stackci::build::pack::{PackOptions, pack_prefix};
-use stackci::build::unpack::{Refusal, UnsafeMember, unpack_layer, verify_file};
+use stackci::build::stream::{DEFAULT_MAX_LAYER_SIZE, DiffIdMismatch, LayerTooLarge};
+use stackci::build::unpack::{LayerCheck, Refusal, UnsafeMember, unpack, unpack_layer, verify_file, verify_layer};
 use stackci::digest::{Digest, DigestMismatch};
 use tar::EntryType;
 
@@ -419,4 +421,363 @@ fn refuses_devices_and_fifos() {
     assert_eq!(r, Refusal::Device);
     let (r, m) = refused("fifo", &[raw(EntryType::Fifo, "pipe")], None, nothing);
     assert_eq!((r, m.as_str()), (Refusal::Fifo, "pipe"));
+}
+
+// ---- Package layers: confined to their prefix, checked in one pass ----
+
+/// The prefix of the package whose layer the tests below unpack.
+const PREFIX: &str = "/opt/stackci/p-1.0-hash";
+
+/// The store state directory (receipts; staging directories go here too).
+const STATE: &str = "opt/stackci/.stackci";
+
+fn package_check(blob: &Path, digest: &Digest) -> LayerCheck {
+    LayerCheck {
+        digest: digest.clone(),
+        size: Some(fs::metadata(blob).unwrap().len()),
+        diff_id: None,
+        prefix: Some(PathBuf::from(PREFIX)),
+        max_size: DEFAULT_MAX_LAYER_SIZE,
+    }
+}
+
+/// A root holding a system file, another package and the store's receipts, as a build
+/// host does.
+fn host_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::write(root.join("usr/bin/cc"), b"the real cc").unwrap();
+    fs::create_dir_all(root.join("opt/stackci/q-1.0-hash/bin")).unwrap();
+    fs::write(root.join("opt/stackci/q-1.0-hash/bin/q"), b"q").unwrap();
+    fs::create_dir_all(root.join(STATE).join("layers")).unwrap();
+    root
+}
+
+/// Unpacks a crafted layer of the package at [`PREFIX`] into a host root, and also verifies
+/// it without a root; expects both to refuse it the same way, the root (staging included)
+/// unchanged. Returns the refusal and the member.
+fn refused_in_prefix(name: &str, entries: &[Raw]) -> (Refusal, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (blob, digest) = craft(tmp.path(), name, entries, None);
+    let root = host_root(tmp.path());
+    let snapshot = tree(&root);
+    let check = package_check(&blob, &digest);
+    let err = unpack(fs::File::open(&blob).unwrap(), &check, "test", &root, &root.join(STATE)).expect_err(name);
+    let msg = format!("{err:#}");
+    assert!(msg.contains(&digest.to_string()), "{name}: names the layer: {msg}");
+    assert_eq!(tree(&root), snapshot, "{name}: root unchanged, no staging left");
+    let refusal = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<UnsafeMember>())
+        .unwrap_or_else(|| panic!("{name}: not an UnsafeMember: {msg}"));
+    assert!(
+        msg.contains(&format!("`{}`", refusal.member)),
+        "{name}: names the member: {msg}"
+    );
+    let verified = verify_layer(fs::File::open(&blob).unwrap(), &check, "test").expect_err(name);
+    let again = verified
+        .chain()
+        .find_map(|e| e.downcast_ref::<UnsafeMember>())
+        .unwrap_or_else(|| panic!("{name}: verify_layer: {verified:#}"));
+    assert_eq!(
+        (&again.reason, &again.member),
+        (&refusal.reason, &refusal.member),
+        "{name}"
+    );
+    (refusal.reason.clone(), refusal.member.clone())
+}
+
+/// The parents of [`PREFIX`], the prefix and a file in it: a well-formed start.
+fn good_start() -> Vec<Raw<'static>> {
+    vec![
+        raw(EntryType::Directory, "opt"),
+        raw(EntryType::Directory, "opt/stackci"),
+        raw(EntryType::Directory, "opt/stackci/p-1.0-hash"),
+        raw(EntryType::Directory, "opt/stackci/p-1.0-hash/bin"),
+        file("opt/stackci/p-1.0-hash/bin/ok", b"fine"),
+    ]
+}
+
+fn with(mut entries: Vec<Raw<'static>>, last: Raw<'static>) -> Vec<Raw<'static>> {
+    entries.push(last);
+    entries
+}
+
+#[test]
+fn a_packed_prefix_unpacks_confined_to_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let prefix = make_prefix(&src, "a-1.0-aaaa");
+    let blob = tmp.path().join("a.tar.gz");
+    let packed = pack_prefix(&prefix, &blob, &PackOptions::default()).unwrap();
+    let root = tmp.path().join("root");
+    let check = LayerCheck {
+        digest: packed.digest.clone(),
+        size: Some(packed.size),
+        diff_id: Some(packed.diff_id.clone()),
+        prefix: Some(prefix.clone()),
+        max_size: DEFAULT_MAX_LAYER_SIZE,
+    };
+    let size = verify_layer(fs::File::open(&blob).unwrap(), &check, "test").unwrap();
+    assert!(size > 100_000, "the uncompressed size is returned: {size}");
+    let staging_parent = root.join("state");
+    unpack(fs::File::open(&blob).unwrap(), &check, "test", &root, &staging_parent).unwrap();
+    assert_eq!(tree(&root.join(prefix.strip_prefix("/").unwrap())), tree(&prefix));
+    assert_eq!(fs::read_dir(&staging_parent).unwrap().count(), 0, "staging removed");
+}
+
+#[test]
+fn package_layers_write_only_inside_their_prefix() {
+    let outside = Refusal::OutsidePrefix(PREFIX.into());
+    // Another package's prefix.
+    let (r, m) = refused_in_prefix(
+        "other-package",
+        &with(good_start(), file("opt/stackci/q-1.0-hash/bin/q", b"evil")),
+    );
+    assert_eq!((r, m.as_str()), (outside.clone(), "opt/stackci/q-1.0-hash/bin/q"));
+    // A receipt planted in the store's state directory.
+    let receipt = "opt/stackci/.stackci/layers/0000000000000000000000000000000000000000000000000000000000000000";
+    let (r, m) = refused_in_prefix(
+        "receipt",
+        &with(good_start(), file(receipt, b"/opt/stackci/q-1.0-hash\n")),
+    );
+    assert_eq!((r, m.as_str()), (outside.clone(), receipt));
+    let (r, _) = refused_in_prefix("state-dir", &with(good_start(), raw(EntryType::Directory, STATE)));
+    assert_eq!(r, outside);
+    // A system file, relative to the root.
+    let (r, m) = refused_in_prefix("cc", &with(good_start(), file("usr/bin/cc", b"evil cc")));
+    assert_eq!((r, m.as_str()), (outside.clone(), "usr/bin/cc"));
+    let (r, _) = refused_in_prefix("first", &[file("./usr/bin/cc", b"evil cc")]);
+    assert_eq!(r, outside);
+    // Directories outside count too; a name that merely starts like the prefix is outside.
+    let (r, _) = refused_in_prefix("etc", &with(good_start(), raw(EntryType::Directory, "etc")));
+    assert_eq!(r, outside);
+    let (r, m) = refused_in_prefix("sibling", &with(good_start(), file("opt/stackci/p-1.0-hashX/f", b"x")));
+    assert_eq!((r, m.as_str()), (outside, "opt/stackci/p-1.0-hashX/f"));
+}
+
+#[test]
+fn the_prefix_and_its_parents_may_only_be_directories() {
+    let must = Refusal::MustBeDirectory(PREFIX.into());
+    let (r, m) = refused_in_prefix(
+        "file-parent",
+        &[raw(EntryType::Directory, "opt"), file("opt/stackci", b"x")],
+    );
+    assert_eq!((r, m.as_str()), (must.clone(), "opt/stackci"));
+    let (r, _) = refused_in_prefix("link-parent", &[link(EntryType::Symlink, "opt", "/tmp")]);
+    assert_eq!(r, must);
+    let (r, m) = refused_in_prefix(
+        "link-prefix",
+        &[
+            raw(EntryType::Directory, "opt/stackci"),
+            link(EntryType::Symlink, "opt/stackci/p-1.0-hash", "/etc"),
+        ],
+    );
+    assert_eq!((r, m.as_str()), (must.clone(), "opt/stackci/p-1.0-hash"));
+    let (r, _) = refused_in_prefix(
+        "hardlink-parent",
+        &with(
+            good_start(),
+            link(EntryType::Link, "opt", "opt/stackci/p-1.0-hash/bin/ok"),
+        ),
+    );
+    assert_eq!(r, must);
+}
+
+#[test]
+fn package_links_stay_in_the_prefix() {
+    let leaves = |t: &str| Refusal::SymlinkLeavesPrefix {
+        target: t.into(),
+        prefix: PREFIX.into(),
+    };
+    for (name, target) in [
+        ("passwd", "/etc/passwd"),
+        ("other-package", "../../q-1.0-hash/bin/q"),
+        ("other-abs", "/opt/stackci/q-1.0-hash/bin/q"),
+        ("state", "../../.stackci/layers"),
+        ("parent", "../.."),
+    ] {
+        let (r, m) = refused_in_prefix(
+            name,
+            &with(
+                good_start(),
+                link(EntryType::Symlink, "opt/stackci/p-1.0-hash/bin/x", target),
+            ),
+        );
+        assert_eq!(
+            (r, m.as_str()),
+            (leaves(target), "opt/stackci/p-1.0-hash/bin/x"),
+            "{name}"
+        );
+    }
+    // A hard link to a file of the root (not of the layer).
+    let (r, _) = refused_in_prefix(
+        "hardlink-cc",
+        &with(
+            good_start(),
+            link(EntryType::Link, "opt/stackci/p-1.0-hash/bin/h", "usr/bin/cc"),
+        ),
+    );
+    assert_eq!(r, Refusal::HardLinkOutside("usr/bin/cc".into()));
+
+    // Links that resolve inside the prefix are fine, absolute ones included.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entries = good_start();
+    entries.extend([
+        link(
+            EntryType::Symlink,
+            "opt/stackci/p-1.0-hash/bin/abs",
+            "/opt/stackci/p-1.0-hash/bin/ok",
+        ),
+        link(EntryType::Symlink, "opt/stackci/p-1.0-hash/bin/rel", "ok"),
+        link(
+            EntryType::Symlink,
+            "opt/stackci/p-1.0-hash/bin/round",
+            "../../p-1.0-hash/bin/ok",
+        ),
+        link(EntryType::Symlink, "opt/stackci/p-1.0-hash/bin/top", ".."),
+        link(
+            EntryType::Link,
+            "opt/stackci/p-1.0-hash/bin/hard",
+            "opt/stackci/p-1.0-hash/bin/ok",
+        ),
+    ]);
+    let (blob, digest) = craft(tmp.path(), "fine", &entries, None);
+    let root = host_root(tmp.path());
+    unpack(
+        fs::File::open(&blob).unwrap(),
+        &package_check(&blob, &digest),
+        "test",
+        &root,
+        &root.join(STATE),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(root.join("opt/stackci/p-1.0-hash/bin/round")).unwrap(),
+        b"fine"
+    );
+    assert_eq!(fs::read(root.join("usr/bin/cc")).unwrap(), b"the real cc");
+}
+
+#[test]
+fn the_diff_id_is_checked_in_the_same_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = make_prefix(&tmp.path().join("src"), "d-1-dddd");
+    let blob = tmp.path().join("d.tar.gz");
+    let packed = pack_prefix(&prefix, &blob, &PackOptions::default()).unwrap();
+    let wrong = Digest::of(b"not the tar stream");
+    let check = LayerCheck {
+        digest: packed.digest.clone(),
+        size: Some(packed.size),
+        diff_id: Some(wrong.clone()),
+        prefix: Some(prefix.clone()),
+        max_size: DEFAULT_MAX_LAYER_SIZE,
+    };
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).unwrap();
+    for err in [
+        unpack(
+            fs::File::open(&blob).unwrap(),
+            &check,
+            "test",
+            &root,
+            &root.join("state"),
+        )
+        .unwrap_err(),
+        verify_layer(fs::File::open(&blob).unwrap(), &check, "test").unwrap_err(),
+    ] {
+        let msg = format!("{err:#}");
+        let mismatch = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<DiffIdMismatch>())
+            .unwrap_or_else(|| panic!("not a DiffIdMismatch: {msg}"));
+        assert_eq!(
+            (&mismatch.layer, &mismatch.expected, &mismatch.actual),
+            (&packed.digest, &wrong, &packed.diff_id)
+        );
+        assert!(
+            msg.contains(&packed.digest.to_string()) && msg.contains(&wrong.to_string()),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        tree(&root),
+        vec![(PathBuf::from("state"), "dir 755".to_string())],
+        "nothing unpacked"
+    );
+}
+
+/// A gzip stream of a tar holding one file of `size` zero bytes under [`PREFIX`], written
+/// without holding the file in memory.
+fn zero_bomb(dir: &Path, size: u64) -> (PathBuf, Digest) {
+    let path = dir.join("bomb.tar.gz");
+    let gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::best());
+    let mut tar = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(0);
+    let name = format!("{}/zeros", &PREFIX[1..]);
+    tar.append_data(&mut h, &name, std::io::Read::take(std::io::repeat(0), size))
+        .unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    let digest = Digest::of(&fs::read(&path).unwrap());
+    (path, digest)
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_size_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (blob, digest) = zero_bomb(tmp.path(), 256 << 20);
+    let compressed = fs::metadata(&blob).unwrap().len();
+    assert!(
+        compressed < 1 << 20,
+        "a small blob ({compressed} bytes) expanding 256 MiB"
+    );
+    let root = host_root(tmp.path());
+    let snapshot = tree(&root);
+    let check = LayerCheck {
+        max_size: 1 << 20,
+        ..package_check(&blob, &digest)
+    };
+    let start = std::time::Instant::now();
+    let err = unpack(fs::File::open(&blob).unwrap(), &check, "test", &root, &root.join(STATE)).unwrap_err();
+    let too_large = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<LayerTooLarge>())
+        .unwrap_or_else(|| panic!("not a LayerTooLarge: {err:#}"));
+    assert_eq!((&too_large.layer, too_large.limit), (&digest, 1 << 20));
+    assert!(format!("{err:#}").contains("--max-layer-size"), "{err:#}");
+    assert_eq!(tree(&root), snapshot, "nothing written, no staging left");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "stops at the cap instead of expanding everything ({:?})",
+        start.elapsed()
+    );
+    let err = verify_layer(fs::File::open(&blob).unwrap(), &check, "test").unwrap_err();
+    assert!(err.chain().any(|e| e.is::<LayerTooLarge>()), "{err:#}");
+    // Under a cap it fits, it unpacks.
+    let fits = LayerCheck {
+        max_size: 512 << 20,
+        ..check
+    };
+    assert!(verify_layer(fs::File::open(&blob).unwrap(), &fits, "test").unwrap() > 256 << 20);
+}
+
+#[test]
+fn a_blob_longer_than_its_descriptor_is_a_digest_mismatch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (blob, digest) = craft(tmp.path(), "ok", &good_start(), None);
+    let len = fs::metadata(&blob).unwrap().len();
+    let check = LayerCheck {
+        size: Some(len - 1),
+        ..package_check(&blob, &digest)
+    };
+    let err = verify_layer(fs::File::open(&blob).unwrap(), &check, "test").unwrap_err();
+    let mismatch = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<DigestMismatch>())
+        .unwrap_or_else(|| panic!("{err:#}"));
+    assert_eq!(mismatch.expected_size, len - 1);
 }

@@ -9,6 +9,7 @@ mod ci_generate;
 mod cli;
 mod credentials;
 mod gitlab_e2e;
+mod hostile_mirror;
 mod image;
 mod index;
 mod layers;

@@ -183,6 +183,18 @@ fn errors_as_the_user_sees_them() {
             )
         )
     );
+    // The store is where prefixes and receipts go: it must be absolute and say where.
+    assert_eq!(
+        error(&format!("{dir}/dotdot-store.yaml")),
+        (
+            ErrorKind::Invalid,
+            format!("{dir}/dotdot-store.yaml:2:8: `store: /opt/stackci/../../etc` must not contain `..` components")
+        )
+    );
+    assert_eq!(
+        error(&format!("{dir}/relative-store.yaml")).1,
+        format!("{dir}/relative-store.yaml:2:8: `store: opt/stackci` must be an absolute path")
+    );
     assert_eq!(
         error(&format!("{dir}/cycle.yaml")),
         (
