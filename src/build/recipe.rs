@@ -19,21 +19,7 @@ pub const SPACK_COMMAND_ENV: &str = "STACKCI_SPACK_COMMAND";
 /// The default Spack job command.
 pub const DEFAULT_SPACK_COMMAND: &str = "spack install /{hash}";
 
-/// `<NAME>_PREFIX` for a package name: uppercased, other characters as `_`.
-pub fn prefix_var(name: &str) -> String {
-    let mut var: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    var.push_str("_PREFIX");
-    var
-}
+pub use crate::stack::prefix_var;
 
 /// The environment a recipe of package `i` runs with (nothing is inherited).
 pub fn environment(
