@@ -3,8 +3,10 @@
 
 pub mod cancel;
 pub mod job;
+pub mod output;
 pub mod pack;
 pub mod pgzip;
+pub mod procs;
 pub mod receipts;
 pub mod recipe;
 pub mod schedule;

@@ -25,9 +25,9 @@ pub fn parse(text: &str) -> Option<Duration> {
 /// A duration the way a stack file writes it: `2h`, `45m` or `90s` (the largest whole unit).
 pub fn show(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs > 0 && secs % 3600 == 0 {
+    if secs > 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs > 0 && secs % 60 == 0 {
+    } else if secs > 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
