@@ -9,7 +9,7 @@ pub mod pgzip;
 pub mod procs;
 pub mod receipts;
 pub mod recipe;
-pub mod scratch;
 pub mod schedule;
+pub mod scratch;
 pub mod source;
 pub mod unpack;
