@@ -9,6 +9,7 @@ pub mod cli;
 mod commands;
 pub mod digest;
 pub mod image;
+pub mod lockfile;
 pub mod mirror;
 pub mod newfile;
 pub mod plan;

@@ -212,7 +212,7 @@ impl<'s> Reporter<'s> {
                     }
                     let text = describe(&self.stack.packages[index].tag(), outcome);
                     b.multi.suspend(|| eprintln!("{text}"));
-                    if matches!(outcome, Outcome::Built { .. }) {
+                    if matches!(outcome, Outcome::Built { .. } | Outcome::Cached) {
                         b.overall.inc(1);
                     } else if matches!(outcome, Outcome::Failed { .. }) {
                         b.overall.set_message("(failures)");

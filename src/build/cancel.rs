@@ -1,22 +1,30 @@
 //! Ctrl-C handling: stop launching work and terminate running recipe process groups.
+//!
+//! The first SIGINT/SIGTERM/SIGHUP cancels the run and sends SIGTERM to every running
+//! recipe's process group; each recipe's supervisor ([`super::recipe::run`]) then also stops
+//! the processes that left the group and escalates to SIGKILL after [`super::procs::GRACE`].
+//! A second signal sends SIGKILL at once.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-static CANCELLED: AtomicBool = AtomicBool::new(false);
+/// How many termination signals arrived (0: not cancelled).
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
-/// Installs the SIGINT/SIGTERM handler once: it marks the run cancelled and sends SIGTERM
-/// to every running recipe's process group.
+/// Installs the SIGINT/SIGTERM/SIGHUP handler once: the first signal marks the run
+/// cancelled and sends SIGTERM to every running recipe's process group, the next ones
+/// send SIGKILL.
 pub fn install_handler() {
     INSTALLED.get_or_init(|| {
         let _ = ctrlc::set_handler(|| {
-            CANCELLED.store(true, Ordering::SeqCst);
+            let n = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+            let sig = if n == 1 { libc::SIGTERM } else { libc::SIGKILL };
             for &pgid in GROUPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 // SAFETY: killpg only sends a signal; a stale group id fails harmlessly.
-                unsafe { libc::killpg(pgid, libc::SIGTERM) };
+                unsafe { libc::killpg(pgid, sig) };
             }
         });
     });
@@ -24,7 +32,12 @@ pub fn install_handler() {
 
 /// Whether the user asked to stop.
 pub fn is_cancelled() -> bool {
-    CANCELLED.load(Ordering::SeqCst)
+    SIGNALS.load(Ordering::SeqCst) > 0
+}
+
+/// Whether the user asked twice: recipes are killed without a grace period.
+pub fn is_forced() -> bool {
+    SIGNALS.load(Ordering::SeqCst) > 1
 }
 
 /// Registers a running process group for the lifetime of the guard.
@@ -36,8 +49,9 @@ impl GroupGuard {
         let pgid = pgid as i32;
         GROUPS.lock().unwrap_or_else(|e| e.into_inner()).insert(pgid);
         if is_cancelled() {
+            let sig = if is_forced() { libc::SIGKILL } else { libc::SIGTERM };
             // SAFETY: as above.
-            unsafe { libc::killpg(pgid, libc::SIGTERM) };
+            unsafe { libc::killpg(pgid, sig) };
         }
         GroupGuard(pgid)
     }

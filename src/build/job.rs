@@ -3,12 +3,15 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
 use super::pack::{self, PackOptions};
 use super::receipts::Receipts;
+use super::scratch::Scratch;
 use super::{recipe, source};
+use crate::lockfile::Lock;
 use crate::mirror::Mirror;
 use crate::mirror::package::{Layer, push_package, read_package};
 use crate::stack::Stack;
@@ -24,13 +27,59 @@ pub struct BuildSettings {
     pub state: PathBuf,
     /// Most bytes a dependency's layer may expand to (`--max-layer-size`).
     pub max_layer_size: u64,
+    /// Build even when the mirror already has the package (`build --force`).
+    pub force: bool,
+    /// This process's scratch directory under `<state>/build/`, created on first use.
+    scratch: Arc<Mutex<Option<Scratch>>>,
+}
+
+/// What [`build`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Built and pushed.
+    Built,
+    /// Found in the mirror once the package's lock was held (another run built it).
+    Cached,
 }
 
 impl BuildSettings {
+    /// Settings for builds with `jobs` (`$JOBS`), `SOURCE_DATE_EPOCH` and state directory.
+    pub fn new(jobs: usize, source_date_epoch: u64, state: PathBuf) -> BuildSettings {
+        BuildSettings {
+            jobs,
+            source_date_epoch,
+            state,
+            max_layer_size: crate::build::stream::DEFAULT_MAX_LAYER_SIZE,
+            force: false,
+            scratch: Arc::default(),
+        }
+    }
+
+    /// This process's scratch directory (build trees, tarballs), removed when the last
+    /// clone of these settings is dropped.
+    fn scratch(&self) -> Result<PathBuf> {
+        let mut slot = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = &*slot {
+            return Ok(s.path().to_path_buf());
+        }
+        let s = Scratch::create(&self.state)?;
+        let path = s.path().to_path_buf();
+        *slot = Some(s);
+        Ok(path)
+    }
+
     /// Where package `tag`'s build log goes.
     pub fn log_path(&self, tag: &str) -> PathBuf {
         self.state.join("logs").join(format!("{tag}.log"))
     }
+}
+
+/// The exclusive lock on package `i`'s prefix (`<store>/.stackci/locks/<tag>.lock`), held
+/// while it is built, packed and pushed, and while it is unpacked as a dependency.
+pub fn prefix_lock(stack: &Stack, i: usize) -> Result<Lock> {
+    let tag = stack.packages[i].tag();
+    let path = stack.store.join(".stackci").join("locks").join(format!("{tag}.lock"));
+    Lock::acquire(&path, &stack.prefix(i).display().to_string())
 }
 
 /// Unpacks into the store every package needed to build `i` that is not there yet, each
@@ -42,27 +91,37 @@ pub fn install_build_deps(stack: &Stack, i: usize, mirror: &dyn Mirror, settings
         let tag = stack.packages[d].tag();
         let image = read_package(mirror, &tag)?
             .with_context(|| format!("dependency `{tag}` is not in {}", mirror.location()))?;
+        let _lock = prefix_lock(stack, d)?;
         receipts.ensure(mirror, &image.own_layer()?, &stack.prefix(d), settings.max_layer_size)?;
     }
     Ok(())
 }
 
-/// Builds package `i` and pushes it: fresh build directory, recipe, deterministic pack,
-/// push (blobs, config, manifest, then the tag). `on_line` receives the recipe output.
+/// Builds package `i` and pushes it, holding its prefix lock: re-checks the mirror (another
+/// run may have built it meanwhile; not with `force`), then fresh build directory, recipe,
+/// deterministic pack, push (blobs, config, manifest, then the tag). `on_line` receives the
+/// recipe output.
 pub fn build(
     stack: &Stack,
     i: usize,
     mirror: &dyn Mirror,
     settings: &BuildSettings,
     on_line: &mut dyn FnMut(&str),
-) -> Result<()> {
+) -> Result<Done> {
     let pkg = &stack.packages[i];
     let tag = pkg.tag();
+    let _lock = prefix_lock(stack, i)?;
+    if !settings.force && mirror.get_manifest(&tag)?.is_some() {
+        return Ok(Done::Cached);
+    }
     install_build_deps(stack, i, mirror, settings)?;
 
-    let build_dir = settings.state.join("build").join(&tag);
-    let _ = fs::remove_dir_all(&build_dir);
-    let work = build_dir.join("src");
+    let scratch = settings.scratch()?;
+    let build_dir = tempfile::Builder::new()
+        .prefix(&format!("{tag}."))
+        .tempdir_in(&scratch)
+        .with_context(|| format!("creating a build directory in {}", scratch.display()))?;
+    let work = build_dir.path().join("src");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     if let Some(src) = &pkg.source {
         source::prepare(src, &work, &settings.state.join("cache").join("sources"))
@@ -89,9 +148,7 @@ pub fn build(
         on_line,
     )?;
 
-    let tmp_dir = settings.state.join("tmp");
-    fs::create_dir_all(&tmp_dir).with_context(|| format!("creating {}", tmp_dir.display()))?;
-    let tarball = tmp_dir.join(format!("{tag}.tar.gz"));
+    let tarball = build_dir.path().join("layer.tar.gz");
     let opts = PackOptions {
         source_date_epoch: settings.source_date_epoch,
         threads: 0,
@@ -100,10 +157,15 @@ pub fn build(
     let packed =
         pack::pack_prefix(&prefix, &tarball, &opts).with_context(|| format!("packing {}", prefix.display()))?;
     let layer = Layer::new(packed.digest, packed.size, packed.diff_id);
-    let pushed = push_package(mirror, stack, i, &layer, &tarball, settings.source_date_epoch, &tmp_dir);
-    let _ = fs::remove_file(&tarball);
-    pushed?;
+    push_package(
+        mirror,
+        stack,
+        i,
+        &layer,
+        &tarball,
+        settings.source_date_epoch,
+        build_dir.path(),
+    )?;
     receipts.record(&layer, &prefix)?;
-    let _ = fs::remove_dir_all(&build_dir);
-    Ok(())
+    Ok(Done::Built)
 }

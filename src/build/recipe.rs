@@ -1,39 +1,36 @@
 //! Running one recipe: a clean environment, `bash -e` in a fresh build directory, and a log.
+//!
+//! The recipe is supervised, not just waited for: its output is read without blocking on
+//! processes that keep the pipe open, and once its shell exits whatever it left running is
+//! stopped ([`super::procs`]). Ctrl-C and the package's `timeout:` stop it with SIGTERM, then
+//! SIGKILL after [`GRACE`] (at once on a second Ctrl-C). `run` returns only when the
+//! recipe's processes are gone.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use super::cancel::{self, GroupGuard};
-use crate::stack::{Recipe, Stack};
+use super::output::Output;
+use super::procs::{self, GRACE, Tree};
+use crate::stack::{Recipe, Stack, duration};
 
 /// The PATH every recipe starts from, after its dependencies' `bin` directories.
 pub const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-/// Environment variable overriding the Spack job command; `{hash}`, `{name}`, `{version}` are filled in.
+/// Environment variable overriding the Spack job command; `{hash}`, `{name}`, `{version}` are
+/// filled in, shell-quoted when needed (so the template must not quote them itself).
 pub const SPACK_COMMAND_ENV: &str = "STACKCI_SPACK_COMMAND";
 /// The default Spack job command.
 pub const DEFAULT_SPACK_COMMAND: &str = "spack install /{hash}";
 
-/// `<NAME>_PREFIX` for a package name: uppercased, other characters as `_`.
-pub fn prefix_var(name: &str) -> String {
-    let mut var: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    var.push_str("_PREFIX");
-    var
-}
+pub use crate::stack::prefix_var;
 
 /// The environment a recipe of package `i` runs with (nothing is inherited).
 pub fn environment(
@@ -78,6 +75,11 @@ pub fn environment(
     env
 }
 
+/// How often the supervisor checks on a running recipe.
+const TICK: Duration = Duration::from_millis(100);
+/// How long output still buffered in the pipe is read once the recipe's shell has exited.
+const DRAIN: Duration = Duration::from_secs(1);
+
 /// The script a package runs.
 pub fn script(stack: &Stack, i: usize) -> Result<String> {
     let pkg = &stack.packages[i];
@@ -85,17 +87,115 @@ pub fn script(stack: &Stack, i: usize) -> Result<String> {
         Recipe::Script(s) => Ok(s.clone()),
         Recipe::Spack => {
             let template = std::env::var(SPACK_COMMAND_ENV).unwrap_or_else(|_| DEFAULT_SPACK_COMMAND.into());
-            Ok(template
-                .replace("{hash}", &pkg.hash)
-                .replace("{name}", &pkg.name)
-                .replace("{version}", &pkg.version))
+            Ok(fill_spack_command(&template, &pkg.name, &pkg.version, &pkg.hash))
         }
         Recipe::External { .. } => bail!("`{}` is external and is never built", pkg.tag()),
     }
 }
 
+/// `template` with `{name}`, `{version}` and `{hash}` replaced, in one pass, by the
+/// shell-quoted values.
+fn fill_spack_command(template: &str, name: &str, version: &str, hash: &str) -> String {
+    let fields = [("{name}", name), ("{version}", version), ("{hash}", hash)];
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match fields.iter().find(|(key, _)| rest.starts_with(key)) {
+            Some((key, value)) => {
+                out.push_str(&shell_quote(value));
+                rest = &rest[key.len()..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `s` as one bash word: unchanged when it holds only `[A-Za-z0-9_./:=@%+,-]`, else in
+/// single quotes.
+fn shell_quote(s: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
+    }
+}
+
+/// Why a recipe was stopped before it ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Interrupted,
+    TimedOut,
+}
+
+/// Stopping a recipe: SIGTERM first, SIGKILL after [`GRACE`] or on a second Ctrl-C.
+#[derive(Debug, Default)]
+struct Stopper {
+    why: Option<Why>,
+    term_at: Option<Instant>,
+    kill_at: Option<Instant>,
+}
+
+impl Stopper {
+    /// Sends SIGTERM (once).
+    fn term(&mut self, tree: &mut Tree) {
+        if self.term_at.is_none() {
+            self.term_at = Some(Instant::now());
+            tree.signal(libc::SIGTERM);
+        }
+    }
+
+    /// Starts or escalates the stop when it is due; returns a note for the log when it acts.
+    fn tick(&mut self, tree: &mut Tree, deadline: Option<(Instant, Duration)>) -> Option<String> {
+        if self.kill_at.is_some() {
+            tree.signal(libc::SIGKILL); // again, for strays that only now left the group
+            return None;
+        }
+        if self.term_at.is_none() {
+            let note = if cancel::is_cancelled() {
+                self.why = Some(Why::Interrupted);
+                "stackci: interrupted; stopping the recipe (SIGTERM)".to_string()
+            } else if let Some((at, limit)) = deadline
+                && Instant::now() >= at
+            {
+                self.why = Some(Why::TimedOut);
+                let limit = duration::show(limit);
+                format!("stackci: timed out after {limit}; stopping the recipe (SIGTERM)")
+            } else {
+                return None;
+            };
+            self.term(tree);
+            if !cancel::is_forced() {
+                return Some(note);
+            }
+        }
+        let overdue = self.term_at.is_some_and(|t| t.elapsed() >= GRACE);
+        if overdue || cancel::is_forced() {
+            self.kill_at = Some(Instant::now());
+            tree.signal(libc::SIGKILL);
+            return Some(format!(
+                "stackci: {}; killing the recipe (SIGKILL)",
+                if overdue {
+                    "still running after SIGTERM"
+                } else {
+                    "interrupted again"
+                }
+            ));
+        }
+        None
+    }
+}
+
 /// Runs package `i`'s recipe with `bash -e` in `work` (the unpacked source), writing all
-/// output to `log` and passing each line to `on_line`. Fails with the exit status.
+/// output to `log` and passing each line to `on_line`. Fails with the exit status, on
+/// timeout, or when interrupted; returns only once the recipe's processes are gone.
 pub fn run(
     stack: &Stack,
     i: usize,
@@ -105,12 +205,14 @@ pub fn run(
     source_date_epoch: u64,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    let pkg = &stack.packages[i];
     let home = work.parent().unwrap_or(work).join("home");
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
     let script_path = work.parent().unwrap_or(work).join("build.sh");
     std::fs::write(&script_path, script(stack, i)?).with_context(|| format!("writing {}", script_path.display()))?;
     let mut log_file = File::create(log).with_context(|| format!("creating log {}", log.display()))?;
 
+    procs::become_subreaper();
     let (reader, writer) = std::io::pipe().context("creating a pipe for the recipe output")?;
     let mut cmd = Command::new("bash");
     cmd.arg("-e")
@@ -125,14 +227,64 @@ pub fn run(
     let mut child = cmd.spawn().context("starting bash (is it installed?)")?;
     drop(cmd); // close our copies of the pipe's write end
     let guard = GroupGuard::new(child.id());
-    for line in BufReader::new(reader).split(b'\n') {
-        let line = line.context("reading recipe output")?;
-        log_file.write_all(&line)?;
-        log_file.write_all(b"\n")?;
-        on_line(&String::from_utf8_lossy(&line));
+    let mut tree = Tree::new(child.id(), &format!("STACKCI_HASH={}", pkg.hash));
+    let deadline = pkg.timeout.map(|t| (Instant::now() + t, t));
+
+    let mut log_error = None;
+    let mut sink = |line: &[u8]| {
+        if log_error.is_none()
+            && let Err(e) = log_file.write_all(line).and_then(|()| log_file.write_all(b"\n"))
+        {
+            log_error = Some(e);
+        }
+        on_line(&String::from_utf8_lossy(line));
+    };
+    let mut out = Output::new(reader);
+    let mut stopper = Stopper::default();
+    let mut pipe_error = None;
+    let status = loop {
+        let pumped = out.pump(TICK, &mut sink);
+        if let Some(status) = child.try_wait().context("waiting for the recipe")? {
+            break status;
+        }
+        if let Err(e) = pumped {
+            // Without its output the recipe cannot be logged: stop it.
+            stopper.term(&mut tree);
+            pipe_error.get_or_insert(e);
+        }
+        if let Some(note) = stopper.tick(&mut tree, deadline) {
+            sink(note.as_bytes());
+        }
+    };
+
+    // The shell is gone; stop what it left behind and take only what is already written.
+    let _ = out.drain(DRAIN, &mut sink);
+    if stopper.term_at.is_none() && tree.alive() {
+        sink(b"stackci: the recipe left processes running; stopping them (SIGTERM)");
+        stopper.term(&mut tree);
     }
-    let status = child.wait().context("waiting for the recipe")?;
+    while tree.alive() {
+        if let Some(note) = stopper.tick(&mut tree, None) {
+            sink(note.as_bytes());
+        }
+        if stopper.kill_at.is_some_and(|t| t.elapsed() >= GRACE) {
+            sink(b"stackci: some of the recipe's processes outlived SIGKILL; not waiting for them");
+            break;
+        }
+        std::thread::sleep(TICK);
+    }
+    let _ = out.drain(DRAIN, &mut sink);
     drop(guard);
+
+    if let Some(e) = pipe_error {
+        return Err(e).context("reading the recipe's output");
+    }
+    if let Some(e) = log_error {
+        return Err(e).with_context(|| format!("writing log {}", log.display()));
+    }
+    if let (Some(Why::TimedOut), Some((_, limit))) = (stopper.why, deadline) {
+        bail!("timed out after {}; log: {}", duration::show(limit), log.display());
+    }
     if cancel::is_cancelled() {
         bail!("interrupted");
     }
@@ -140,4 +292,41 @@ pub fn run(
         bail!("recipe failed ({status}); log: {}", log.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spack_placeholders_are_shell_quoted() {
+        let name = "x;touch pwned";
+        let version = "$(echo 1)'`id`";
+        let filled = fill_spack_command("printf '%s|' {name} {version} /{hash} {other}", name, version, "abc");
+        assert_eq!(
+            filled,
+            r#"printf '%s|' 'x;touch pwned' '$(echo 1)'\''`id`' /abc {other}"#
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&filled)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{name}|{version}|/abc|{{other}}|")
+        );
+        assert!(!dir.path().join("pwned").exists());
+        // A name holding a placeholder is not substituted again; plain values stay bare.
+        assert_eq!(
+            fill_spack_command("{name} {version}", "{version}", "1.0", "h"),
+            "'{version}' 1.0"
+        );
+        assert_eq!(
+            fill_spack_command(DEFAULT_SPACK_COMMAND, "zlib", "1.3", "h4sh"),
+            "spack install /h4sh"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::cancel;
-use super::job::{self, BuildSettings};
+use super::job::{self, BuildSettings, Done};
 use crate::mirror::Mirror;
 use crate::plan::{Plan, Status};
 use crate::report::{Event, Reporter};
@@ -129,7 +129,7 @@ pub fn run(
     ready.sort_unstable_by(|a, b| b.cmp(a));
 
     let parallel = parallel.max(1);
-    let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<()>, Duration)>();
+    let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<Done>, Duration)>();
     std::thread::scope(|scope| {
         let mut running = 0usize;
         loop {
@@ -152,7 +152,7 @@ pub fn run(
             let Ok((i, result, elapsed)) = rx.recv() else { break };
             running -= 1;
             let o = match result {
-                Ok(()) => {
+                Ok(done) => {
                     for &j in &dependents[i] {
                         waiting_on[j] -= 1;
                         if waiting_on[j] == 0 {
@@ -160,7 +160,10 @@ pub fn run(
                         }
                     }
                     ready.sort_unstable_by(|a, b| b.cmp(a));
-                    Outcome::Built { elapsed }
+                    match done {
+                        Done::Built => Outcome::Built { elapsed },
+                        Done::Cached => Outcome::Cached,
+                    }
                 }
                 Err(_) if cancel::is_cancelled() => Outcome::Skipped {
                     reason: "interrupted".into(),

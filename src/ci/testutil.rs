@@ -35,6 +35,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
             recipe: Recipe::Script("make install".into()),
             source: None,
             env: BTreeMap::new(),
+            timeout: None,
         });
     }
     Stack {
@@ -108,6 +109,7 @@ pub(crate) fn synthetic(n: usize) -> Stack {
             recipe: Recipe::Script("true".into()),
             source: None,
             env: BTreeMap::new(),
+            timeout: None,
         });
     }
     s

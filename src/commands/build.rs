@@ -29,12 +29,13 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = BuildSettings {
-        jobs: args.build_jobs.unwrap_or_else(cpus),
-        source_date_epoch: source_date_epoch()?,
-        state: ctx.state_dir(),
-        max_layer_size: ctx.max_layer_size,
-    };
+    let mut settings = BuildSettings::new(
+        args.build_jobs.unwrap_or_else(cpus),
+        source_date_epoch()?,
+        ctx.state_dir(),
+    );
+    settings.force = args.force;
+    settings.max_layer_size = ctx.max_layer_size;
     let ci = CiReport::new(ctx, &args.status)?;
     let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));
     reporter.event(Event::Start { index: i });
@@ -43,9 +44,10 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
         reporter.event(Event::Line { index: i, line })
     });
     let outcome = match &result {
-        Ok(()) => Outcome::Built {
+        Ok(job::Done::Built) => Outcome::Built {
             elapsed: start.elapsed(),
         },
+        Ok(job::Done::Cached) => Outcome::Cached,
         Err(e) => Outcome::Failed {
             error: format!("{e:#}"),
         },

@@ -19,12 +19,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
     let targets = ctx.packages(&args.packages)?;
     let plan = super::plan::compute(ctx)?;
     let involved = schedule::involved(&ctx.stack, &targets);
-    let settings = BuildSettings {
-        jobs: args.build_jobs.unwrap_or_else(cpus),
-        source_date_epoch: source_date_epoch()?,
-        state: ctx.state_dir(),
-        max_layer_size: ctx.max_layer_size,
-    };
+    let mut settings = BuildSettings::new(
+        args.build_jobs.unwrap_or_else(cpus),
+        source_date_epoch()?,
+        ctx.state_dir(),
+    );
+    settings.max_layer_size = ctx.max_layer_size;
     let ci = CiReport::new(ctx, &args.status)?;
     let to_build = involved
         .iter()

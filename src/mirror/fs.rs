@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 
 use super::store::{Listed, ObjectStore, Precondition, Version};
 use crate::digest::Digest;
+use crate::lockfile::Lock;
 
 const LOCK: &str = ".stackci-lock";
 
@@ -134,15 +135,7 @@ impl ObjectStore for FsStore {
 
     fn write_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<bool> {
         fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
-        let lock_path = self.root.join(LOCK);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening lock file {}", lock_path.display()))?;
-        lock.lock()
-            .with_context(|| format!("locking {}", lock_path.display()))?;
+        let _lock = Lock::acquire(&self.root.join(LOCK), &format!("the index of {}", self.root.display()))?;
         let current = read_optional(&self.path(key))?.map(|b| version_of(&b));
         let ok = match (pre, &current) {
             (Precondition::Absent, None) => true,
@@ -152,7 +145,7 @@ impl ObjectStore for FsStore {
         if ok {
             self.write_atomic(key, bytes)?;
         }
-        // Dropping `lock` releases it.
+        // Dropping `_lock` releases it.
         Ok(ok)
     }
 

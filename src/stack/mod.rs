@@ -6,6 +6,7 @@
 //! [`discover`] finds the file the way the CLI documents.
 
 pub mod dag;
+pub mod duration;
 mod error;
 pub mod hash;
 mod model;

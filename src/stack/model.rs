@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::digest::Digest;
 
@@ -63,6 +64,8 @@ pub struct Package {
     pub source: Option<Source>,
     /// The package's own `env:`; its recipe runs with [`Stack::env`] overlaid with this.
     pub env: BTreeMap<String, String>,
+    /// How long its recipe may run (`timeout:`, else the stack's); not part of the hash.
+    pub timeout: Option<Duration>,
 }
 
 /// A dependency edge.
@@ -133,6 +136,23 @@ pub struct ImageSpec {
     pub cmd: Vec<String>,
     /// Extra labels.
     pub labels: BTreeMap<String, String>,
+}
+
+/// The variable holding a dependency's prefix in a recipe's environment: `<NAME>_PREFIX`,
+/// the name uppercased with every other character as `_` (`foo-bar` → `FOO_BAR_PREFIX`).
+pub fn prefix_var(name: &str) -> String {
+    let mut var: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    var.push_str("_PREFIX");
+    var
 }
 
 impl Package {

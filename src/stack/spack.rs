@@ -272,6 +272,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
             recipe,
             source: None,
             env: BTreeMap::new(),
+            timeout: None,
         });
     }
 

@@ -153,7 +153,7 @@ fn syntax_error_has_position_and_package() {
 fn unknown_key_names_package() {
     assert_eq!(
         error("  a:\n    version: '1'\n    biuld: x\n"),
-        "stack.yaml:5:5: package `a`: unknown field `biuld`, expected one of version, source, build, depends, build-depends, env"
+        "stack.yaml:5:5: package `a`: unknown field `biuld`, expected one of version, source, build, depends, build-depends, env, timeout"
     );
     let e = Fixture::new().error("name: t\npackages: {}\nmirorr: x\n");
     assert!(e.starts_with("stack.yaml:3:1: unknown field `mirorr`"), "{e}");
@@ -373,6 +373,51 @@ fn dependency_listed_twice() {
         ),
         "stack.yaml:9:21: package `b`: lists `a` twice (a dependency goes once, in either `depends` or `build-depends`)"
     );
+}
+
+#[test]
+fn timeouts_default_to_the_stack_and_leave_hashes_alone() {
+    let f = Fixture::new();
+    let plain = f
+        .load("name: t\npackages:\n  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    build: x\n")
+        .unwrap();
+    let timed = f
+        .load("name: t\ntimeout: 2h\npackages:\n  a:\n    version: '1'\n    build: x\n  b:\n    version: '1'\n    timeout: 90\n    build: x\n")
+        .unwrap();
+    let t = |s: &Stack, n: &str| s.packages[s.find(n).unwrap()].timeout;
+    assert_eq!(t(&plain, "a"), None);
+    assert_eq!(t(&timed, "a"), Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(t(&timed, "b"), Some(std::time::Duration::from_secs(90)));
+    let hashes = |s: &Stack| s.packages.iter().map(|p| p.hash.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        hashes(&plain),
+        hashes(&timed),
+        "a timeout must not change what is cached"
+    );
+    assert_eq!(
+        Fixture::new().error("name: t\ntimeout: 0\npackages: {}\n"),
+        "stack.yaml:2:10: invalid timeout `0`: expected a positive duration like `90s`, `45m`, `2h` or a number of seconds"
+    );
+}
+
+#[test]
+fn prefix_variables_must_not_collide() {
+    // `b_c` reaches `top` only through `mid`'s runtime closure: the package is named.
+    let e = error(
+        "  b-c:\n    version: '1'\n    build: x\n  b_c:\n    version: '1'\n    build: x\n  mid:\n    version: '1'\n    depends: [b_c]\n    build: x\n  top:\n    version: '1'\n    depends: [mid, b-c]\n    build: x\n",
+    );
+    assert_eq!(
+        e,
+        "stack.yaml:15:20: package `top`: dependencies `b-c` and `b_c` would both set `B_C_PREFIX` in its build environment; rename one of them"
+    );
+    // Same variable, different build environments: fine.
+    error_free(
+        "  b-c:\n    version: '1'\n    build: x\n  b_c:\n    version: '1'\n    build: x\n  x:\n    version: '1'\n    depends: [b-c]\n    build: x\n",
+    );
+}
+
+fn error_free(packages: &str) {
+    Fixture::new().load(&format!("name: t\npackages:\n{packages}")).unwrap();
 }
 
 #[test]

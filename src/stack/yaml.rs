@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
@@ -17,7 +18,7 @@ use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Options, Spanned, UserM
 use super::error::{ErrorKind, Position, StackError, suggest};
 use super::hash::{HashInput, package_hash, platform};
 use super::tree::tree_digest;
-use super::{Dep, DepKind, ImageSpec, Package, Recipe, Source, Stack, StackKind, dag};
+use super::{Dep, DepKind, ImageSpec, Package, Recipe, Source, Stack, StackKind, dag, duration, prefix_var};
 use crate::digest::Digest;
 
 /// The store root when `store:` is not given.
@@ -68,6 +69,7 @@ struct RawStack {
     #[serde(default)]
     env: Entries<String>,
     mirror: Option<Spanned<String>>,
+    timeout: Option<Spanned<RawDuration>>,
     packages: Option<Entries<RawPackage>>,
     #[serde(default)]
     images: Entries<RawImage>,
@@ -90,6 +92,35 @@ struct RawPackage {
     build_depends: Vec<Spanned<String>>,
     #[serde(default)]
     env: Entries<String>,
+    timeout: Option<Spanned<RawDuration>>,
+}
+
+/// A duration as written (`30m`, `90s`, `2h`, or a number of seconds), checked later.
+struct RawDuration(String);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration like `30m`, `90s`, `2h` or a number of seconds")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `source: { url, sha256 }` or `source: { path }`.
@@ -295,8 +326,15 @@ struct Checked {
     script: String,
     source: Option<PendingSource>,
     env: BTreeMap<String, String>,
+    timeout: Option<Duration>,
     /// (dependency index in file order, kind, position of the entry naming it).
     deps: Vec<(usize, DepKind, Option<Position>)>,
+}
+
+/// Where a package and its dependency entries are written, by index in dependency order.
+struct Spots {
+    name: Option<Position>,
+    deps: Vec<(usize, Option<Position>)>,
 }
 
 /// A source whose tree digest is computed once everything else is known to be valid.
@@ -360,6 +398,7 @@ impl<'a> Converter<'a> {
             }
         };
         let env = self.env(&raw.env, None)?;
+        let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
         let mirror = match raw.mirror {
             Some(m) if m.value.trim().is_empty() => {
                 return Err(self.err(ErrorKind::Invalid, pos(&m), "`mirror:` is empty"));
@@ -414,8 +453,14 @@ impl<'a> Converter<'a> {
         let platform = platform();
         let state_dir = self.dir.join(".stackci");
         let mut packages: Vec<Package> = Vec::with_capacity(order.len());
+        // Where each package (new order) and each of its dependency entries is written.
+        let mut spots: Vec<Spots> = Vec::with_capacity(order.len());
         for &old in &order {
             let Some(c) = slots[old].take() else { continue };
+            spots.push(Spots {
+                name: pos(&c.name),
+                deps: c.deps.iter().map(|&(d, _, at)| (new_index[d], at)).collect(),
+            });
             let source = match c.source {
                 None => None,
                 Some(PendingSource::Url { url, sha256 }) => Some(Source::Url { url, sha256 }),
@@ -463,6 +508,7 @@ impl<'a> Converter<'a> {
                 recipe: Recipe::Script(c.script),
                 source,
                 env: c.env,
+                timeout: c.timeout.or(timeout),
             });
         }
         for image in images.values_mut() {
@@ -471,7 +517,7 @@ impl<'a> Converter<'a> {
             }
         }
 
-        Ok(Stack {
+        let stack = Stack {
             name: name.value,
             path: self.file.to_path_buf(),
             dir: self.dir.clone(),
@@ -483,7 +529,48 @@ impl<'a> Converter<'a> {
             images,
             status: raw_status,
             ci: raw_ci,
-        })
+        };
+        self.prefix_vars(&stack, &spots)?;
+        Ok(stack)
+    }
+
+    /// Fails when two packages of one build environment would set the same `<NAME>_PREFIX`
+    /// (`foo-bar`, `foo_bar` and `foo.bar` all give `FOO_BAR_PREFIX`).
+    fn prefix_vars(&self, stack: &Stack, spots: &[Spots]) -> Result<(), StackError> {
+        let mut owners: HashMap<String, usize> = HashMap::new();
+        for p in &stack.packages {
+            *owners.entry(prefix_var(&p.name)).or_default() += 1;
+        }
+        if owners.values().all(|&n| n < 2) {
+            return Ok(());
+        }
+        for (i, pkg) in stack.packages.iter().enumerate() {
+            let mut by_var: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for d in stack.build_closure(i) {
+                by_var.entry(prefix_var(&stack.packages[d].name)).or_default().push(d);
+            }
+            let Some((var, clash)) = by_var.into_iter().find(|(_, ds)| ds.len() > 1) else {
+                continue;
+            };
+            let mut names: Vec<String> = clash.iter().map(|&d| format!("`{}`", stack.packages[d].name)).collect();
+            names.sort();
+            let last = names.pop().unwrap_or_default();
+            // Point at the last entry naming one of them directly, else at the package.
+            let at = spots[i]
+                .deps
+                .iter()
+                .filter(|(d, _)| clash.contains(d))
+                .filter_map(|(_, at)| *at)
+                .max()
+                .or(spots[i].name);
+            let all = if names.len() == 1 { "both" } else { "all" };
+            let msg = format!(
+                "dependencies {} and {last} would {all} set `{var}` in its build environment; rename one of them",
+                names.join(", ")
+            );
+            return Err(self.err(ErrorKind::Invalid, at, msg).package(&pkg.name));
+        }
+        Ok(())
     }
 
     /// Checks one package entry and resolves its dependency names.
@@ -528,6 +615,7 @@ impl<'a> Converter<'a> {
             Some(s) => Some(self.source(s).map_err(|e| e.package(name))?),
         };
         let env = self.env(&raw.env, Some(name))?;
+        let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, Some(name))).transpose()?;
 
         let mut deps: Vec<(usize, DepKind, Option<Position>)> = Vec::new();
         for (list, kind) in [(&raw.depends, DepKind::Runtime), (&raw.build_depends, DepKind::Build)] {
@@ -556,6 +644,7 @@ impl<'a> Converter<'a> {
             script,
             source,
             env,
+            timeout,
             deps,
         })
     }
@@ -677,6 +766,19 @@ impl<'a> Converter<'a> {
             entrypoint: raw.entrypoint,
             cmd: raw.cmd,
             labels: raw.labels,
+        })
+    }
+
+    /// Checks a `timeout:` value.
+    fn timeout(&self, raw: &Spanned<RawDuration>, package: Option<&str>) -> Result<Duration, StackError> {
+        duration::parse(&raw.value.0).ok_or_else(|| {
+            let msg = format!(
+                "invalid timeout `{}`: expected a positive duration like `90s`, `45m`, `2h` or a number of seconds",
+                raw.value.0
+            );
+            let mut e = self.err(ErrorKind::Invalid, pos(raw), msg);
+            e.package = package.map(str::to_string);
+            e
         })
     }
 

@@ -70,6 +70,7 @@ fn package(name: &str, deps: Vec<Dep>) -> Package {
         recipe: Recipe::Script("make".into()),
         source: None,
         env: BTreeMap::new(),
+        timeout: None,
     }
 }
 

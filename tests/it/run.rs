@@ -1,9 +1,11 @@
 //! End-to-end: `stackci run`, `plan`, `install` and `index` on real builds with a file mirror.
 
+mod concurrency;
+mod procs;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -272,35 +274,6 @@ fn concurrent_runs_into_one_mirror_lose_no_tag() {
         .args(["--mirror", &mirror, "plan", "--json"])));
     assert_eq!(plan.len(), 24);
     assert!(plan.iter().all(|(_, s)| s == "cached"), "lost index entries: {plan:?}");
-}
-
-#[test]
-fn ctrl_c_stops_recipes_and_writes_no_tag() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let marker = tmp.path().join("started");
-    let script = format!("touch {}\nsleep 60\ntouch \"$PREFIX/done\"", marker.display());
-    let stack = write_stack(&tmp.path().join("s"), &store, &[("slow", &[], script.as_str())]);
-    let mut child = stackci().arg("--stack").arg(&stack).arg("run").spawn().unwrap();
-    let start = Instant::now();
-    while !marker.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "recipe never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: sending SIGINT to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "run did not stop after Ctrl-C"
-    );
-    assert_eq!(status.code(), Some(130));
-    let plan = plan_statuses(&ok(stackci().arg("--stack").arg(&stack).args(["plan", "--json"])));
-    assert_eq!(plan[0].1, "build", "an interrupted build left a tag");
-    let sleepers = ok(Command::new("sh")
-        .arg("-c")
-        .arg("ps -eo args | grep -c '^sleep 60$' || true"));
-    assert_eq!(sleepers.trim(), "0", "the recipe's children survived Ctrl-C");
 }
 
 #[test]
