@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stackci::build::pack::{PackOptions, pack_prefix};
+use stackci::layer::pack::{PackOptions, pack_prefix};
 
 fn main() -> ExitCode {
     match run() {

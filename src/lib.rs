@@ -3,12 +3,14 @@
 //!
 //! The `stackci` binary is a thin layer over this library; see `src/main.rs`.
 
-pub mod build;
+pub mod builder;
+pub mod cancel;
 pub mod ci;
 pub mod cli;
 mod commands;
 pub mod digest;
 pub mod image;
+pub mod layer;
 pub mod lockfile;
 pub mod mirror;
 pub mod newfile;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::build::schedule::Outcome;
+use crate::builder::schedule::Outcome;
 use crate::ci::output::Flavor;
 use crate::stack::Stack;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::Context;
-use crate::build::job::BuildSettings;
-use crate::build::schedule::{Outcome, RunReport};
+use crate::builder::job::BuildSettings;
+use crate::builder::schedule::{Outcome, RunReport};
 use crate::ci::env::Vars;
 use crate::ci::output::{self, Flavor};
 use crate::ci::status::{self, State, Status, StatusConfig, StatusOptions, StatusReporter};

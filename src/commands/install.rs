@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use super::Context;
-use crate::build::cancel;
-use crate::build::receipts::Receipts;
-use crate::build::stream::Interrupted;
+use crate::cancel;
+use crate::builder::receipts::Receipts;
+use crate::layer::stream::Interrupted;
 use crate::mirror::package::read_package;
 
 /// Fetches, verifies and unpacks each package's runtime closure under `--root`, each layer

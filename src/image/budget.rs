@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use super::{Image, ImageLayer};
-use crate::build::members::Members;
-use crate::build::pack::DEFAULT_LEVEL;
-use crate::build::pgzip::ParallelGz;
-use crate::build::stream::{LayerCheck, read_layer};
+use crate::layer::members::Members;
+use crate::layer::pack::DEFAULT_LEVEL;
+use crate::layer::pgzip::ParallelGz;
+use crate::layer::stream::{LayerCheck, read_layer};
 use crate::mirror::Mirror;
 use crate::mirror::fs::FsStore;
 use crate::mirror::layout::LayoutMirror;

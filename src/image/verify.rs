@@ -1,7 +1,7 @@
 //! Checking an image's package layers before the image is written, once per layer.
 //!
 //! A package layer goes into an image only if it satisfies what `install` demands before
-//! unpacking (see [`crate::build::unpack`]): its blob matches its digest and size, its tar
+//! unpacking (see [`crate::layer::unpack`]): its blob matches its digest and size, its tar
 //! stream matches the config's `diff_id`, it expands to at most the size cap, and every
 //! member is inside the package's prefix (symlinks resolving there too). That means reading
 //! each blob once.
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::Image;
-use crate::build::unpack::{self, LayerCheck};
+use crate::layer::unpack::{self, LayerCheck};
 use crate::digest::Digest;
 
 /// Positive verification results, one small file per (layer digest, `diff_id`, prefix).

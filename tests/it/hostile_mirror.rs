@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
-use stackci::build::stream::DEFAULT_MAX_LAYER_SIZE;
+use stackci::layer::stream::DEFAULT_MAX_LAYER_SIZE;
 use stackci::digest::Digest;
 use stackci::image::budget::limit_layers;
 use stackci::image::verify::{Verified, VerifiedCache, verify_package_layers};

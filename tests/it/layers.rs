@@ -7,9 +7,9 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use stackci::build::pack::{PackOptions, pack_prefix};
-use stackci::build::stream::{DEFAULT_MAX_LAYER_SIZE, DiffIdMismatch, LayerTooLarge};
-use stackci::build::unpack::{LayerCheck, Refusal, UnsafeMember, unpack, unpack_layer, verify_file, verify_layer};
+use stackci::layer::pack::{PackOptions, pack_prefix};
+use stackci::layer::stream::{DEFAULT_MAX_LAYER_SIZE, DiffIdMismatch, LayerTooLarge};
+use stackci::layer::unpack::{LayerCheck, Refusal, UnsafeMember, unpack, unpack_layer, verify_file, verify_layer};
 use stackci::digest::{Digest, DigestMismatch};
 use tar::EntryType;
 

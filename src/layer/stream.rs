@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use flate2::read::MultiGzDecoder;
 
-use super::cancel;
+use crate::cancel;
 use crate::digest::{Digest, DigestMismatch, Hasher};
 use crate::mirror::package::Layer;
 

@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use super::cancel;
+use crate::cancel;
 use super::members::{Admitted, Members, show};
 use super::staging::Staging;
 pub use super::stream::LayerCheck;

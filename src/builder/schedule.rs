@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::cancel;
+use crate::cancel;
 use super::job::{self, BuildSettings, Done};
 use crate::mirror::Mirror;
 use crate::plan::{Plan, Status};

@@ -427,7 +427,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::build::pack::DEFAULT_LEVEL;
+    use crate::layer::pack::DEFAULT_LEVEL;
 
     fn gzip(data: &[u8], threads: usize, level: u32) -> (Vec<u8>, GzSummary) {
         let dir = tempfile::tempdir().unwrap();

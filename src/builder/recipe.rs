@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::cancel::{self, GroupGuard};
+use crate::cancel::{self, GroupGuard};
 use super::output::Output;
 use super::procs::{self, GRACE, Tree};
 use crate::stack::{Recipe, Stack, duration};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use super::pack::{self, PackOptions};
+use crate::layer::pack::{self, PackOptions};
 use super::receipts::Receipts;
 use super::scratch::Scratch;
 use super::{recipe, source};
@@ -49,7 +49,7 @@ impl BuildSettings {
             jobs,
             source_date_epoch,
             state,
-            max_layer_size: crate::build::stream::DEFAULT_MAX_LAYER_SIZE,
+            max_layer_size: crate::layer::stream::DEFAULT_MAX_LAYER_SIZE,
             force: false,
             scratch: Arc::default(),
         }
