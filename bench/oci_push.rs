@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use stackci::digest::{Digest, Hasher};
+use stackci::mirror::Mirror;
 use stackci::mirror::oci::{BlobFile, BlobPush, ClientOptions, RegistryMirror};
-use stackci::mirror::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::spec::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

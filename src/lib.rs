@@ -14,6 +14,7 @@ pub mod layer;
 pub mod lockfile;
 pub mod mirror;
 pub mod newfile;
+pub mod package;
 pub mod plan;
 pub mod redact;
 pub mod report;

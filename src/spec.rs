@@ -1,4 +1,5 @@
-//! OCI image-spec documents (descriptor, manifest, index, config) with byte-stable JSON.
+//! OCI image-spec documents (descriptor, manifest, index, config) with byte-stable JSON,
+//! and the vocabulary around them: media types, annotations, [`put_document`].
 //!
 //! `oci-spec` models annotations and labels as `HashMap`, whose JSON order changes from
 //! run to run; stackci needs the same manifest digest for the same inputs, so these types
@@ -11,6 +12,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 
+/// Media type of an OCI image manifest.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image config.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of a package layer (and of every layer stackci writes).
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of an OCI image index.
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of a Docker v2 schema 2 image manifest.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of a Docker v2 manifest list.
+pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Manifest annotation naming the package tag (lets `index` rebuild a lost `index.json`).
+pub const TAG_ANNOTATION: &str = "dev.stackci.tag";
 /// Annotation holding a manifest's tag in an image layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation carrying the image creation time.
@@ -131,7 +147,7 @@ impl Index {
     pub fn empty() -> Index {
         Index {
             schema_version: 2,
-            media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+            media_type: Some(INDEX_MEDIA_TYPE.into()),
             manifests: Vec::new(),
             extra: Extra::new(),
         }

@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use crate::layer::pack::{self, PackOptions};
 use super::receipts::Receipts;
 use super::scratch::Scratch;
 use super::{recipe, source};
+use crate::layer::Layer;
+use crate::layer::pack::{self, PackOptions};
 use crate::lockfile::Lock;
 use crate::mirror::Mirror;
-use crate::mirror::package::{Layer, push_package, read_package};
+use crate::package::{push_package, read_package};
 use crate::stack::Stack;
 
 /// Settings shared by every build of a run.

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::layer::Layer;
 use crate::layer::staging;
 use crate::layer::unpack::{self, LayerCheck};
 use crate::mirror::Mirror;
-use crate::mirror::package::Layer;
 
 /// A store as seen from a root directory (`/` for builds, `--root DIR` for installs).
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::cancel;
 use super::job::{self, BuildSettings, Done};
+use crate::cancel;
 use crate::mirror::Mirror;
 use crate::plan::{Plan, Status};
 use crate::report::{Event, Reporter};

@@ -6,9 +6,9 @@ use anyhow::{Context as _, Result};
 
 use super::ci_report::{CiReport, run_summary};
 use super::{Context, cpus, source_date_epoch};
-use crate::cancel;
 use crate::builder::job::{self, BuildSettings};
 use crate::builder::schedule::{Outcome, RunReport};
+use crate::cancel;
 use crate::cli::BuildArgs;
 use crate::report::{Event, Reporter};
 

@@ -7,9 +7,9 @@ use anyhow::Result;
 
 use super::ci_report::{CiReport, run_summary};
 use super::{Context, cpus, source_date_epoch};
-use crate::cancel;
 use crate::builder::job::BuildSettings;
 use crate::builder::schedule::{self, Outcome, RunReport};
+use crate::cancel;
 use crate::cli::RunArgs;
 use crate::report::Reporter;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use super::{Image, ImageLayer};
+use crate::layer::Layer;
 use crate::layer::members::Members;
 use crate::layer::pack::DEFAULT_LEVEL;
 use crate::layer::pgzip::ParallelGz;
@@ -15,7 +16,6 @@ use crate::layer::stream::{LayerCheck, read_layer};
 use crate::mirror::Mirror;
 use crate::mirror::fs::FsStore;
 use crate::mirror::layout::LayoutMirror;
-use crate::mirror::package::Layer;
 
 /// Returns `image` unchanged when it has at most `budget` layers; otherwise a new image in
 /// which the smallest package layers (ties: the earlier layer) are merged into one layer at

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
+use crate::layer::Layer;
 use crate::mirror::Mirror;
-use crate::mirror::package::{LABEL_PREFIX, Layer, SYSTEM_PATH, read_image, read_package, rfc3339};
+use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, read_package, rfc3339};
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
 
@@ -106,7 +107,7 @@ impl Image {
     pub fn manifest(&self, config: crate::spec::Descriptor) -> Manifest {
         Manifest {
             schema_version: 2,
-            media_type: Some(crate::mirror::MANIFEST_MEDIA_TYPE.into()),
+            media_type: Some(crate::spec::MANIFEST_MEDIA_TYPE.into()),
             config,
             layers: self.layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
             annotations: BTreeMap::new(),

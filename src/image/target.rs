@@ -8,11 +8,12 @@ use anyhow::{Context, Result, bail};
 
 use super::{Image, ImageRef};
 use crate::digest::Digest;
+use crate::mirror::Mirror;
 use crate::mirror::layout::put_document;
 use crate::mirror::open::{MirrorOptions, open};
-use crate::mirror::package::fetch_blob;
-use crate::mirror::{CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use crate::package::fetch_blob;
 use crate::spec::{self, Descriptor};
+use crate::spec::{CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::Image;
-use crate::layer::unpack::{self, LayerCheck};
 use crate::digest::Digest;
+use crate::layer::unpack::{self, LayerCheck};
 
 /// Positive verification results, one small file per (layer digest, `diff_id`, prefix).
 #[derive(Debug, Clone)]

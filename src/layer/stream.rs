@@ -18,7 +18,7 @@ use flate2::read::MultiGzDecoder;
 
 use crate::cancel;
 use crate::digest::{Digest, DigestMismatch, Hasher};
-use crate::mirror::package::Layer;
+use crate::layer::Layer;
 
 /// Default cap on a layer's uncompressed size: 64 GiB (see `docs/decisions.md`).
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;

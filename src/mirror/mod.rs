@@ -2,7 +2,7 @@
 //! `<name>-<version>-<hash>`) over several backends.
 //!
 //! Every backend implements the small [`Mirror`] core; pushing and pulling packages
-//! ([`package`]) is written once on top of it. Object-store backends (a directory, an S3
+//! ([`crate::package`]) is written once on top of it. Object-store backends (a directory, an S3
 //! bucket) share the OCI-image-layout logic in [`layout`] through the [`store::ObjectStore`]
 //! trait, so `file://` and `s3://` mirrors hold the same layout.
 
@@ -19,16 +19,8 @@ pub mod layout;
 pub mod lazy;
 pub mod oci;
 pub mod open;
-pub mod package;
 pub mod s3;
 pub mod store;
-
-/// Media type of an OCI image manifest.
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Media type of an OCI image config.
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-/// Media type of a package layer.
-pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// The core every mirror backend implements: blobs by digest, manifests by tag, and the tag list.
 ///

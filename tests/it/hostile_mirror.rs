@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
-use stackci::layer::stream::DEFAULT_MAX_LAYER_SIZE;
 use stackci::digest::Digest;
 use stackci::image::budget::limit_layers;
 use stackci::image::verify::{Verified, VerifiedCache, verify_package_layers};
 use stackci::image::{Image, assemble};
+use stackci::layer::stream::DEFAULT_MAX_LAYER_SIZE;
+use stackci::mirror::Mirror;
 use stackci::mirror::open::{MirrorOptions, open};
-use stackci::mirror::{MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::spec::MANIFEST_MEDIA_TYPE;
 
 use crate::common::*;
 

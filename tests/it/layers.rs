@@ -7,10 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+use stackci::digest::{Digest, DigestMismatch};
 use stackci::layer::pack::{PackOptions, pack_prefix};
 use stackci::layer::stream::{DEFAULT_MAX_LAYER_SIZE, DiffIdMismatch, LayerTooLarge};
 use stackci::layer::unpack::{LayerCheck, Refusal, UnsafeMember, unpack, unpack_layer, verify_file, verify_layer};
-use stackci::digest::{Digest, DigestMismatch};
 use tar::EntryType;
 
 fn write_file(path: &Path, data: &[u8], mode: u32) {

@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stackci::digest::{Digest, Hasher, VerifyingReader};
-use stackci::mirror::oci::manifests::DOCKER_MANIFEST_MEDIA_TYPE;
+use stackci::mirror::Mirror;
 use stackci::mirror::oci::{
     BlobFile, BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, Secret, UploadStart,
     lookup_credentials,
 };
-use stackci::mirror::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::spec::DOCKER_MANIFEST_MEDIA_TYPE;
+use stackci::spec::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 use fault_proxy::{Action, Proxy, RequestHead, Rng};
 use registry::Peer;

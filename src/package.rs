@@ -2,7 +2,8 @@
 //!
 //! A package's manifest lists its runtime closure's layers in dependency order, its own
 //! layer last; its config carries `Env` (PATH over the closure's `bin` directories) and
-//! the package metadata as labels. Everything here is written once over the [`Mirror`] core.
+//! the package metadata as labels. Everything here is written once over the [`Mirror`] core:
+//! the mirror stores bytes, this module knows what a package is.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,41 +12,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::layout::put_document;
-use super::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
 use crate::digest::{Digest, VerifyingReader};
-use crate::spec::{self, Descriptor, ImageConfig, Manifest, RootFs, RuntimeConfig};
+use crate::layer::Layer;
+use crate::mirror::Mirror;
+use crate::mirror::layout::put_document;
+use crate::spec::{
+    self, CONFIG_MEDIA_TYPE, Descriptor, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs,
+    RuntimeConfig, TAG_ANNOTATION,
+};
 use crate::stack::Stack;
-
-/// Manifest annotation naming the package tag (lets `index` rebuild a lost `index.json`).
-pub const TAG_ANNOTATION: &str = "dev.stackci.tag";
 /// Label prefix for package metadata in the image config.
 pub const LABEL_PREFIX: &str = "dev.stackci.";
 /// The PATH a container gets after the packages' `bin` directories.
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// A package's own layer: the compressed blob and its uncompressed digest.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Layer {
-    /// Descriptor of the `tar.gz` blob.
-    pub descriptor: Descriptor,
-    /// sha256 of the uncompressed tar (the config's `diff_id`).
-    pub diff_id: Digest,
-}
-
-impl Layer {
-    /// A layer descriptor for a packed blob.
-    pub fn new(digest: Digest, size: u64, diff_id: Digest) -> Layer {
-        let descriptor = Descriptor {
-            media_type: LAYER_MEDIA_TYPE.into(),
-            digest,
-            size,
-            annotations: Default::default(),
-            extra: Default::default(),
-        };
-        Layer { descriptor, diff_id }
-    }
-}
 
 /// A package image read back from the mirror.
 #[derive(Debug, Clone)]
