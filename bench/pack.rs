@@ -36,7 +36,9 @@ fn run() -> anyhow::Result<()> {
     let layer = pack_prefix(&prefix, &out, &opts)?;
     println!(
         "digest {}\ndiff_id {}\nsize {}",
-        layer.digest, layer.diff_id, layer.size
+        layer.digest(),
+        layer.diff_id,
+        layer.size()
     );
     Ok(())
 }

@@ -14,11 +14,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::layer::Layer;
-use crate::mirror::Mirror;
-use crate::mirror::layout::put_document;
+use crate::mirror::{BlobSource, Mirror};
 use crate::spec::{
     self, CONFIG_MEDIA_TYPE, Descriptor, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs,
-    RuntimeConfig, TAG_ANNOTATION,
+    RuntimeConfig, TAG_ANNOTATION, put_document,
 };
 use crate::stack::Stack;
 /// Label prefix for package metadata in the image config.
@@ -187,17 +186,17 @@ pub fn path_env(prefixes: &[PathBuf]) -> String {
     parts.join(":")
 }
 
-/// Pushes package `i` of `stack`: its own layer (from `layer_file`), a config and a
-/// manifest over its runtime closure. The dependencies must already be in the mirror.
+/// Pushes package `i` of `stack`: its own `layer` (its bytes from `blob`, e.g. a freshly
+/// [`crate::layer::pack::Packed`] file that a file mirror renames into place), a config and
+/// a manifest over its runtime closure. The dependencies must already be in the mirror.
 /// The tag is written last, so it never names a missing blob.
 pub fn push_package(
     mirror: &dyn Mirror,
     stack: &Stack,
     i: usize,
     layer: &Layer,
-    layer_file: &Path,
+    blob: &dyn BlobSource,
     source_date_epoch: u64,
-    scratch: &Path,
 ) -> Result<Digest> {
     let pkg = &stack.packages[i];
     let tag = pkg.tag();
@@ -219,7 +218,7 @@ pub fn push_package(
 
     if !mirror.has_blob(&layer.descriptor.digest)? {
         mirror
-            .put_blob(&layer.descriptor.digest, layer.descriptor.size, layer_file)
+            .put_blob(&layer.descriptor.digest, blob)
             .with_context(|| format!("uploading the layer of `{tag}` to {}", mirror.location()))?;
     }
 
@@ -247,7 +246,7 @@ pub fn push_package(
         },
         extra: Default::default(),
     };
-    let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config, scratch)?;
+    let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config)?;
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.into()),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::mirror::Mirror;
 
 /// Media type of an OCI image manifest.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -193,4 +194,22 @@ pub fn host_architecture() -> &'static str {
 /// Serializes a document to its canonical bytes (compact JSON, fixed field order).
 pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("OCI documents always serialize")
+}
+
+/// Stores a small document (a config) as a blob of `mirror` unless it is there; returns its
+/// descriptor.
+pub fn put_document<T: Serialize>(mirror: &dyn Mirror, media_type: &str, doc: &T) -> anyhow::Result<Descriptor> {
+    let bytes = to_bytes(doc);
+    let digest = Digest::of(&bytes);
+    let size = bytes.len() as u64;
+    if !mirror.has_blob(&digest)? {
+        mirror.put_blob(&digest, &bytes)?;
+    }
+    Ok(Descriptor {
+        media_type: media_type.into(),
+        digest,
+        size,
+        annotations: Default::default(),
+        extra: Default::default(),
+    })
 }

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use super::receipts::Receipts;
 use super::scratch::Scratch;
 use super::{recipe, source};
-use crate::layer::Layer;
 use crate::layer::pack::{self, PackOptions};
 use crate::lockfile::Lock;
 use crate::mirror::Mirror;
@@ -149,24 +148,15 @@ pub fn build(
         on_line,
     )?;
 
-    let tarball = build_dir.path().join("layer.tar.gz");
     let opts = PackOptions {
         source_date_epoch: settings.source_date_epoch,
         threads: 0,
         level: pack::DEFAULT_LEVEL,
     };
-    let packed =
-        pack::pack_prefix(&prefix, &tarball, &opts).with_context(|| format!("packing {}", prefix.display()))?;
-    let layer = Layer::new(packed.digest, packed.size, packed.diff_id);
-    push_package(
-        mirror,
-        stack,
-        i,
-        &layer,
-        &tarball,
-        settings.source_date_epoch,
-        build_dir.path(),
-    )?;
-    receipts.record(&layer, &prefix)?;
+    // Packed into the state directory: a file mirror on the same file system (the default
+    // `<stack dir>/.stackci/mirror`) takes the layer by rename.
+    let packed = pack::pack_into(&prefix, build_dir.path(), &opts)?;
+    push_package(mirror, stack, i, &packed.layer, &packed, settings.source_date_epoch)?;
+    receipts.record(&packed.layer, &prefix)?;
     Ok(Done::Built)
 }

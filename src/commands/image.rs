@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     verify::verify_package_layers(&image, &cache, ctx.max_layer_size)
         .with_context(|| format!("checking the package layers of image `{}`", args.name))?;
     let image = budget::limit_layers(&image, args.layer_budget, &scratch, ctx.max_layer_size)?;
-    let written = target::write(&image, &to, &args.name, &ctx.mirror_options, &scratch)
+    let written = target::write(&image, &to, &args.name, &ctx.mirror_options)
         .with_context(|| format!("writing image `{}` to {to}", args.name))?;
     let vars = crate::ci::env::Vars::from_process();
     if let Some(path) = vars.get(crate::ci::env::GITHUB_OUTPUT).filter(|p| !p.is_empty()) {

@@ -4,18 +4,22 @@
 //! so readers never see partial content. Conditional writes hold an exclusive lock on
 //! `<root>/.stackci-lock` while they compare versions and rename, which makes the
 //! read-compare-write of `index.json` atomic across processes. Files get the mode
-//! `File::create` would give (`0666` minus the umask). Temporary files left by a killed
+//! `File::create` would give (`0666` minus the umask). A blob handed over by its writer (a
+//! freshly packed layer, [`super::BlobSource::movable`]) is renamed into place when it is on
+//! the mirror's file system, and copied otherwise. Temporary files left by a killed
 //! writer are removed by the next writer or `stackci index` ([`temp`] has the rule).
 
 mod temp;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use anyhow::{Context, Result};
 
+use super::BlobSource;
 use super::store::{Listed, ObjectStore, Precondition, Version};
 use crate::digest::Digest;
 use crate::lockfile::Lock;
@@ -51,6 +55,11 @@ impl FsStore {
         self.root.join(key)
     }
 
+    /// The file holding `key`, when it exists (lets readers use it in place).
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key)).filter(|p| p.is_file())
+    }
+
     /// Creates a temporary file, named after this process, in the directory that will hold `key`.
     fn temp_for(&self, key: &str) -> Result<tempfile::NamedTempFile> {
         self.cleaned.call_once(|| {
@@ -63,6 +72,23 @@ impl FsStore {
             .with_context(|| format!("creating a temporary file in {}", dir.display()))
     }
 
+    /// Moves the handed-over `file` to `key` by rename, with the mode a new file gets and
+    /// synced like any other object; `Ok(false)` when it is on another file system.
+    fn move_into(&self, file: &Path, key: &str) -> Result<bool> {
+        let dest = self.path(key);
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        f.set_permissions(fs::Permissions::from_mode(new_file_mode()))
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("syncing {}", file.display()))?;
+        match fs::rename(file, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("renaming {} to {}", file.display(), dest.display())),
+        }
+    }
+
     fn write_atomic(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path(key);
         let mut tmp = self.temp_for(key)?;
@@ -73,6 +99,23 @@ impl FsStore {
             .with_context(|| format!("renaming into {}", dest.display()))?;
         Ok(())
     }
+}
+
+/// The mode `File::create` gives: `0666` minus the process umask (read from `/proc`, which
+/// unlike `umask(2)` does not change it; `0644` where `/proc` does not say).
+fn new_file_mode() -> u32 {
+    static MODE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| {
+        let umask = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022);
+        0o666 & !umask
+    })
 }
 
 fn version_of(bytes: &[u8]) -> Version {
@@ -107,13 +150,20 @@ impl ObjectStore for FsStore {
         }
     }
 
-    fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+    fn put(&self, key: &str, source: &dyn BlobSource) -> Result<()> {
         let dest = self.path(key);
+        if let Some(file) = source.path().filter(|_| source.movable())
+            && self.move_into(file, key)?
+        {
+            return Ok(());
+        }
         let mut tmp = self.temp_for(key)?;
         // Not `fs::copy`: it would give the blob the source's mode instead of the umask's.
-        let mut src = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-        io::copy(&mut src, tmp.as_file_mut())
-            .with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
+        let what = source
+            .path()
+            .map_or_else(|| "a blob".to_string(), |p| p.display().to_string());
+        let mut src = source.open()?;
+        io::copy(&mut src, tmp.as_file_mut()).with_context(|| format!("copying {what} to {}", dest.display()))?;
         tmp.as_file()
             .sync_all()
             .with_context(|| format!("syncing {}", dest.display()))?;
@@ -154,10 +204,6 @@ impl ObjectStore for FsStore {
             .iter()
             .map(|dir| temp::remove_stale(&self.root.join(dir)))
             .sum()
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        Some(self.path(key)).filter(|p| p.is_file())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {

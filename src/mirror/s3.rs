@@ -31,6 +31,7 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use tokio::runtime::Runtime;
 
 use self::error::{Kind, Target};
+use super::source::{BlobSource, local_file};
 use super::store::{Listed, ObjectStore, Precondition, Version};
 
 /// The smallest part S3 accepts in a multipart upload (all parts but the last).
@@ -288,7 +289,10 @@ impl ObjectStore for S3Store {
         }
     }
 
-    fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+    fn put(&self, key: &str, source: &dyn BlobSource) -> Result<()> {
+        // Parts are read by range, in parallel: a source without a file is copied to one first.
+        let local = local_file(source, None)?;
+        let file = local.path();
         let key = self.full_key(key);
         let size = std::fs::metadata(file)
             .with_context(|| format!("reading {}", file.display()))?

@@ -9,18 +9,18 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::{self, Read};
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use reqwest::{Response, StatusCode};
 
-use super::blobs::{BlobFile, BlobPush};
+use super::blobs::{BlobPush, IN_MEMORY_MAX, describe};
 use super::client::{Client, ClientOptions};
 use super::reference::{Reference, Target};
 use crate::digest::Digest;
-use crate::mirror::Mirror;
+use crate::mirror::source::local_file;
+use crate::mirror::{BlobSource, FileSource, Mirror};
 
 /// Chunks buffered between a download task and its reader.
 const READ_AHEAD: usize = 8;
@@ -79,24 +79,42 @@ impl RegistryMirror {
         self.runtime.block_on(future)
     }
 
+    /// Makes blob `digest`, which repository `from` holds, available here without
+    /// transferring it: a cross-repository mount. `Ok(false)` when `from` is on another
+    /// registry, is this repository, or the registry declined.
+    pub fn mount_from(&self, digest: &Digest, from: &RegistryMirror) -> Result<bool> {
+        if from.reference.registry != self.reference.registry || from.repository() == self.repository() {
+            return Ok(false);
+        }
+        let repo = from.repository();
+        let start = self
+            .block_on(self.client.mount_blob(self.repository(), digest, repo))
+            .with_context(|| format!("mounting blob {digest} from {repo} into {}", self.location()))?;
+        // A registry that cannot mount opened an upload session instead; it expires unused.
+        Ok(matches!(start, super::blobs::UploadStart::Mounted))
+    }
+
     /// Pushes blobs [`ClientOptions::jobs`] at a time, each skipped when present (see
-    /// [`Client::push_blobs`]); results in input order.
-    pub fn push_blobs(&self, blobs: &[BlobFile]) -> Result<Vec<BlobPush>> {
+    /// [`Client::push_blobs`]); results in input order. Sources are read in place or from
+    /// memory (see [`Mirror::put_blob`] for other sources).
+    pub fn push_blobs<S: BlobSource>(&self, blobs: &[(Digest, S)]) -> Result<Vec<BlobPush>> {
         self.block_on(self.client.push_blobs(self.repository(), blobs, self.client.opts.jobs))
     }
 
     /// Pushes one blob, mounting it from `mount_from` (another repository of the same
-    /// registry) when given and possible.
-    pub fn push_blob(&self, blob: &BlobFile, mount_from: Option<&str>) -> Result<BlobPush> {
-        self.block_on(self.client.push_blob(self.repository(), blob, mount_from))
-            .with_context(|| {
-                format!(
-                    "pushing blob {} ({}) to {}",
-                    blob.digest,
-                    blob.path.display(),
-                    self.location()
-                )
-            })
+    /// registry) when given and possible. A large source without a local file is first
+    /// copied to a temporary file, so retries and chunked uploads can read it again.
+    pub fn push_blob(&self, digest: &Digest, source: &dyn BlobSource, mount_from: Option<&str>) -> Result<BlobPush> {
+        let what = || format!("pushing blob {digest} ({}) to {}", describe(source), self.location());
+        let local;
+        let source = if source.path().is_none() && source.size() > IN_MEMORY_MAX {
+            local = local_file(source, Some(digest)).with_context(what)?;
+            &FileSource::new(local.path(), source.size()) as &dyn BlobSource
+        } else {
+            source
+        };
+        self.block_on(self.client.push_blob(self.repository(), digest, source, mount_from))
+            .with_context(what)
     }
 }
 
@@ -105,26 +123,8 @@ impl Mirror for RegistryMirror {
         self.reference.repository_url()
     }
 
-    fn registry_repository(&self) -> Option<(String, String)> {
-        let registry = &self.reference.registry;
-        Some((
-            format!("{}://{}", registry.scheme.as_str(), registry.host),
-            self.repository().to_string(),
-        ))
-    }
-
-    fn mount_blob_from(&self, digest: &Digest, from: &dyn Mirror) -> Result<bool> {
-        let (Some((here, _)), Some((there, repo))) = (self.registry_repository(), from.registry_repository()) else {
-            return Ok(false);
-        };
-        if here != there || repo == self.repository() {
-            return Ok(false);
-        }
-        let start = self
-            .block_on(self.client.mount_blob(self.repository(), digest, &repo))
-            .with_context(|| format!("mounting blob {digest} from {repo} into {}", self.location()))?;
-        // A registry that cannot mount opened an upload session instead; it expires unused.
-        Ok(matches!(start, super::blobs::UploadStart::Mounted))
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn has_blob(&self, digest: &Digest) -> Result<bool> {
@@ -155,15 +155,8 @@ impl Mirror for RegistryMirror {
         }))
     }
 
-    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> Result<()> {
-        self.push_blob(
-            &BlobFile {
-                digest: digest.clone(),
-                size,
-                path: file.to_path_buf(),
-            },
-            None,
-        )?;
+    fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
+        self.push_blob(digest, source, None)?;
         Ok(())
     }
 
