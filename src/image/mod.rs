@@ -18,11 +18,8 @@ use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
 
 pub mod budget;
-pub mod reference;
 pub mod target;
 pub mod verify;
-
-pub use reference::ImageRef;
 
 /// Default most layers an image may have (overlayfs allows about 127).
 pub const DEFAULT_LAYER_BUDGET: usize = 100;

@@ -9,11 +9,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Image, ImageRef};
+use super::Image;
 use crate::digest::{Digest, VerifyingReader};
 use crate::mirror::Mirror;
 use crate::mirror::copy::{Copied, copy_blob};
-use crate::mirror::open::{MirrorOptions, open};
+use crate::mirror::location::Location;
+use crate::mirror::open::{MirrorOptions, open_location};
 use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, MANIFEST_MEDIA_TYPE, put_document};
 
 /// What a write did.
@@ -29,19 +30,16 @@ pub struct Written {
     pub present: usize,
 }
 
-/// Writes `image` to `to`; `default_tag` names it when `to` has no tag.
-pub fn write(image: &Image, to: &ImageRef, default_tag: &str, opts: &MirrorOptions) -> Result<Written> {
+/// Writes `image` to `to` (an image reference, [`Location::image`]); `default_tag` names it
+/// when `to` has no tag.
+pub fn write(image: &Image, to: &Location, default_tag: &str, opts: &MirrorOptions) -> Result<Written> {
     match to {
-        ImageRef::Scratch => bail!("cannot write an image to `scratch`"),
-        ImageRef::Registry { url, tag } => {
-            let target = open(url, Path::new("."), opts)?;
-            write_to_mirror(image, target.as_ref(), tag)
+        Location::Scratch => bail!("cannot write an image to `scratch`"),
+        Location::Layout { .. } | Location::Registry(_) | Location::S3 { .. } => {
+            let target = open_location(to, opts)?;
+            write_to_mirror(image, target.as_ref(), to.tag().unwrap_or(default_tag))
         }
-        ImageRef::Layout { dir, tag } => {
-            let target = open(&format!("file://{}", dir.display()), Path::new("."), opts)?;
-            write_to_mirror(image, target.as_ref(), tag.as_deref().unwrap_or(default_tag))
-        }
-        ImageRef::DockerArchive { file, name } => {
+        Location::DockerArchive { file, name } => {
             let name = name.clone().unwrap_or_else(|| default_tag.to_string());
             let name = if name.rsplit('/').next().is_some_and(|last| last.contains(':')) {
                 name

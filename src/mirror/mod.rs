@@ -20,6 +20,7 @@ pub mod copy;
 pub mod fs;
 pub mod layout;
 pub mod lazy;
+pub mod location;
 pub mod oci;
 pub mod open;
 pub mod probe;

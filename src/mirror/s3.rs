@@ -228,7 +228,7 @@ fn refuse_credentials(endpoint: &str) -> Result<()> {
 }
 
 /// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix without surrounding slashes.
-fn parse_url(url: &str) -> Result<(String, String)> {
+pub(crate) fn parse_url(url: &str) -> Result<(String, String)> {
     let shown = crate::redact::url(url);
     if crate::redact::userinfo(url).is_some() {
         bail!("the S3 URL `{shown}` carries credentials: {}", crate::redact::S3_HINT);

@@ -43,6 +43,13 @@ impl RegistryMirror {
                 reference.repository_url()
             );
         }
+        RegistryMirror::for_repository(reference, opts)
+    }
+
+    /// Opens the mirror in the repository `reference` names (its tag or digest, if any, is
+    /// dropped). Looks up credentials and reads CA files now.
+    pub fn for_repository(mut reference: Reference, opts: &ClientOptions) -> Result<RegistryMirror> {
+        reference.target = Target::Repository;
         let client = Client::new(reference.registry.clone(), &reference.repository, opts)
             .with_context(|| format!("cannot set up the registry client for {}", reference.repository_url()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
