@@ -1,8 +1,9 @@
 //! Writing an [`Image`] to a registry, an OCI layout or a docker archive.
 //!
 //! Layers are never copied into a cache on the way: each goes to the target with
-//! [`copy_blob`] (present, mounted, read in place from a file mirror, or streamed and
-//! verified), or is streamed into the archive from its source, verified as it goes.
+//! [`crate::mirror::copy::copy_blob`] (present, mounted, read in place from a file mirror,
+//! or streamed and verified), several at a time, or is streamed into the archive from its
+//! source, verified as it goes.
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -12,10 +13,13 @@ use anyhow::{Context, Result, bail};
 use super::Image;
 use crate::digest::{Digest, VerifyingReader};
 use crate::mirror::Mirror;
-use crate::mirror::copy::{Copied, copy_blob};
+use crate::mirror::copy::{Copied, copy_blobs};
 use crate::mirror::location::Location;
 use crate::mirror::open::{MirrorOptions, open_location};
 use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, MANIFEST_MEDIA_TYPE, put_document};
+
+/// Layers copied at once when the options do not say (`-j`).
+const DEFAULT_JOBS: usize = 8;
 
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +41,8 @@ pub fn write(image: &Image, to: &Location, default_tag: &str, opts: &MirrorOptio
         Location::Scratch => bail!("cannot write an image to `scratch`"),
         Location::Layout { .. } | Location::Registry(_) | Location::S3 { .. } => {
             let target = open_location(to, opts)?;
-            write_to_mirror(image, target.as_ref(), to.tag().unwrap_or(default_tag))
+            let jobs = if opts.jobs == 0 { DEFAULT_JOBS } else { opts.jobs };
+            write_to_mirror(image, target.as_ref(), to.tag().unwrap_or(default_tag), jobs)
         }
         Location::DockerArchive { file, name } => {
             let name = name.clone().unwrap_or_else(|| default_tag.to_string());
@@ -51,15 +56,17 @@ pub fn write(image: &Image, to: &Location, default_tag: &str, opts: &MirrorOptio
     }
 }
 
-/// Copies every layer the target lacks ([`copy_blob`]), then the config, then the manifest
-/// under `tag`, so the tag never names a missing blob.
-pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str) -> Result<Written> {
+/// Copies every layer the target lacks ([`copy_blobs`], `jobs` at a time), then the config,
+/// then the manifest under `tag`, so the tag never names a missing blob.
+pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, jobs: usize) -> Result<Written> {
     let (mut copied, mut mounted, mut present) = (0, 0, 0);
-    for l in &image.layers {
-        let desc = &l.layer.descriptor;
-        match copy_blob(l.source.as_ref(), target, desc)
-            .with_context(|| format!("copying layer {} to {}", desc.digest, target.location()))?
-        {
+    let blobs: Vec<(&dyn Mirror, &Descriptor)> = image
+        .layers
+        .iter()
+        .map(|l| (l.source.as_ref(), &l.layer.descriptor))
+        .collect();
+    for outcome in copy_blobs(&blobs, target, jobs)? {
+        match outcome {
             Copied::Present => present += 1,
             Copied::Mounted => mounted += 1,
             Copied::Transferred => copied += 1,

@@ -1,4 +1,8 @@
-//! Copying one blob between any two mirrors by the cheapest way available.
+//! Copying blobs between any two mirrors by the cheapest way available, several at a time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -40,6 +44,45 @@ pub fn copy_blob(src: &dyn Mirror, dst: &dyn Mirror, descriptor: &Descriptor) ->
     Ok(Copied::Transferred)
 }
 
+/// Copies each `(source, descriptor)` blob into `dst` with [`copy_blob`], `jobs` at a time
+/// (at least one); returns what happened to each, in input order. A digest listed twice is
+/// copied once (later entries count as [`Copied::Present`]). After a failure no new copy
+/// starts, and the first failure in input order is returned.
+pub fn copy_blobs(blobs: &[(&dyn Mirror, &Descriptor)], dst: &dyn Mirror, jobs: usize) -> Result<Vec<Copied>> {
+    let mut first = HashMap::new();
+    let unique: Vec<usize> = (0..blobs.len())
+        .filter(|&i| *first.entry(&blobs[i].1.digest).or_insert(i) == i)
+        .collect();
+    let results: Vec<Mutex<Option<Result<Copied>>>> = unique.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, unique.len().max(1)) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::SeqCst) {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&i) = unique.get(k) else { break };
+                    let (src, descriptor) = blobs[i];
+                    let result = copy_blob(src, dst, descriptor);
+                    failed.fetch_or(result.is_err(), Ordering::SeqCst);
+                    *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    let mut by_index = HashMap::new();
+    for (k, slot) in results.into_iter().enumerate() {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(result) => by_index.insert(unique[k], result?),
+            // Not started because an earlier copy failed; that failure comes first.
+            None => continue,
+        };
+    }
+    Ok((0..blobs.len())
+        .map(|i| by_index.get(&i).copied().unwrap_or(Copied::Present))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -73,6 +116,23 @@ mod tests {
         let mut back = Vec::new();
         b.open_blob(&desc.digest).unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, b"some layer bytes");
+    }
+
+    #[test]
+    fn copies_many_in_parallel_each_digest_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LayoutMirror::new(FsStore::new(dir.path().join("a")));
+        let b = LayoutMirror::new(FsStore::new(dir.path().join("b")));
+        let descs: Vec<Descriptor> = (0..10).map(|i| blob(&a, format!("blob {i}").as_bytes())).collect();
+        let present = blob(&b, b"already there");
+        let mut list: Vec<(&dyn Mirror, &Descriptor)> = descs.iter().map(|d| (&a as &dyn Mirror, d)).collect();
+        list.push((&a, &descs[3]));
+        list.push((&b, &present));
+        let copied = copy_blobs(&list, &b, 4).unwrap();
+        assert_eq!(copied[..10], [Copied::Transferred; 10]);
+        assert_eq!(copied[10..], [Copied::Present, Copied::Present]);
+        assert!(descs.iter().all(|d| b.has_blob(&d.digest).unwrap()));
+        assert!(copy_blobs(&[], &b, 4).unwrap().is_empty());
     }
 
     #[test]

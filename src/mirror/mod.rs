@@ -49,7 +49,8 @@ pub trait Mirror: Send + Sync {
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>>;
 
     /// Stores the blob `source` holds, whose digest the caller computed. The backend may read
-    /// the source more than once, and may move a handed-over file into place.
+    /// the source more than once, and may move a handed-over file into place. It need not
+    /// check whether it has the blob already: callers ask [`Mirror::has_blob`] first.
     fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()>;
 
     /// The manifest a tag points at, if the tag exists.

@@ -1,6 +1,7 @@
 //! Blobs: existence (HEAD), uploads and downloads, one named function per protocol step.
 //!
-//! An upload is: [`Client::blob_size`] (skip when present) → [`Client::start_upload`] or
+//! An upload is: [`Client::blob_size`] (skip when present; [`Client::upload_blob`] leaves
+//! that to its caller) → [`Client::start_upload`] or
 //! [`Client::mount_blob`] (POST; a mount may finish right there) → [`Client::put_upload`]
 //! (one PUT streaming the file). When the registry refuses a single PUT (405, 411, 413,
 //! 501) or [`ClientOptions::chunk_size`] asks for it, the file goes in chunks instead:
@@ -235,9 +236,32 @@ impl Client {
         source: &dyn BlobSource,
         mount_from: Option<&str>,
     ) -> Result<BlobPush> {
+        self.push_blob_restarting(repository, digest, source, mount_from, true)
+            .await
+    }
+
+    /// Uploads one blob the caller knows the repository lacks: [`Client::push_blob`]
+    /// without the HEAD (callers of [`crate::mirror::Mirror::put_blob`] asked already).
+    pub async fn upload_blob(&self, repository: &str, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
+        self.push_blob_restarting(repository, digest, source, None, false)
+            .await
+            .map(drop)
+    }
+
+    async fn push_blob_restarting(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        source: &dyn BlobSource,
+        mount_from: Option<&str>,
+        head_first: bool,
+    ) -> Result<BlobPush> {
         let mut restarts = 0;
         loop {
-            match self.push_blob_once(repository, digest, source, mount_from).await {
+            match self
+                .push_blob_once(repository, digest, source, mount_from, head_first)
+                .await
+            {
                 Err(e) if restarts < SESSION_RESTARTS && lost_session(&e) => restarts += 1,
                 result => return result,
             }
@@ -250,11 +274,12 @@ impl Client {
         digest: &Digest,
         source: &dyn BlobSource,
         mount_from: Option<&str>,
+        head_first: bool,
     ) -> Result<BlobPush> {
         if let Some(path) = source.path() {
             Client::check_file(path, source.size())?;
         }
-        if self.blob_size(repository, digest).await?.is_some() {
+        if head_first && self.blob_size(repository, digest).await?.is_some() {
             return Ok(BlobPush::Existed);
         }
         let session = match mount_from.filter(|from| *from != repository) {

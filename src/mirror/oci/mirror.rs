@@ -112,16 +112,26 @@ impl RegistryMirror {
     /// registry) when given and possible. A large source without a local file is first
     /// copied to a temporary file, so retries and chunked uploads can read it again.
     pub fn push_blob(&self, digest: &Digest, source: &dyn BlobSource, mount_from: Option<&str>) -> Result<BlobPush> {
+        self.with_readable(digest, source, |source| {
+            self.block_on(self.client.push_blob(self.repository(), digest, source, mount_from))
+        })
+    }
+
+    /// Runs `push` with `source`, or with a temporary copy of it when it is large and has no
+    /// file (retries and chunks read it again), adding the blob to any error.
+    fn with_readable<T>(
+        &self,
+        digest: &Digest,
+        source: &dyn BlobSource,
+        push: impl FnOnce(&dyn BlobSource) -> Result<T>,
+    ) -> Result<T> {
         let what = || format!("pushing blob {digest} ({}) to {}", describe(source), self.location());
-        let local;
-        let source = if source.path().is_none() && source.size() > IN_MEMORY_MAX {
-            local = local_file(source, Some(digest)).with_context(what)?;
-            &FileSource::new(local.path(), source.size()) as &dyn BlobSource
+        if source.path().is_none() && source.size() > IN_MEMORY_MAX {
+            let local = local_file(source, Some(digest)).with_context(what)?;
+            push(&FileSource::new(local.path(), source.size())).with_context(what)
         } else {
-            source
-        };
-        self.block_on(self.client.push_blob(self.repository(), digest, source, mount_from))
-            .with_context(what)
+            push(source).with_context(what)
+        }
     }
 }
 
@@ -162,9 +172,12 @@ impl Mirror for RegistryMirror {
         }))
     }
 
+    /// Uploads without asking first whether the repository has the blob: every caller of
+    /// `put_blob` has asked ([`Mirror::has_blob`]), and a HEAD per blob is a round trip.
     fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
-        self.push_blob(digest, source, None)?;
-        Ok(())
+        self.with_readable(digest, source, |source| {
+            self.block_on(self.client.upload_blob(self.repository(), digest, source))
+        })
     }
 
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
