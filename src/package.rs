@@ -6,9 +6,8 @@
 //! the mirror stores bytes, this module knows what a package is.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
@@ -16,8 +15,8 @@ use crate::digest::{Digest, VerifyingReader};
 use crate::layer::Layer;
 use crate::mirror::{BlobSource, Mirror};
 use crate::spec::{
-    self, CONFIG_MEDIA_TYPE, Descriptor, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs,
-    RuntimeConfig, TAG_ANNOTATION, put_document,
+    self, CONFIG_MEDIA_TYPE, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs, RuntimeConfig,
+    TAG_ANNOTATION, put_document,
 };
 use crate::stack::Stack;
 /// Label prefix for package metadata in the image config.
@@ -257,31 +256,4 @@ pub fn push_package(
     mirror
         .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &spec::to_bytes(&manifest))
         .with_context(|| format!("writing the manifest of `{tag}` to {}", mirror.location()))
-}
-
-/// Downloads a blob into `cache` (as `cache/sha256/<hex>`), verifying it on the way;
-/// reuses a cached copy. Nothing unverified is ever left under the final name.
-pub fn fetch_blob(mirror: &dyn Mirror, desc: &Descriptor, cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join("sha256");
-    let dest = dir.join(desc.digest.hex());
-    if dest.exists() {
-        return Ok(dest);
-    }
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
-    let reader = mirror.open_blob(&desc.digest)?;
-    let what = format!("blob {} from {}", desc.digest, mirror.location());
-    let mut verifying = VerifyingReader::new(reader, desc.digest.clone(), Some(desc.size), what.clone());
-    io::copy(&mut verifying, &mut tmp).with_context(|| format!("downloading {what}"))?;
-    if tmp.as_file().metadata()?.len() != desc.size {
-        bail!(
-            "{what} is truncated: expected {} bytes, got {}",
-            desc.size,
-            tmp.as_file().metadata()?.len()
-        );
-    }
-    tmp.persist(&dest)
-        .with_context(|| format!("saving {}", dest.display()))?;
-    Ok(dest)
 }

@@ -23,7 +23,7 @@ pub struct BuildSettings {
     pub jobs: usize,
     /// `SOURCE_DATE_EPOCH` for recipes, tar entries and image configs.
     pub source_date_epoch: u64,
-    /// Directory for build trees, logs, downloads and blob caches (`<stack dir>/.stackci`).
+    /// Directory for build trees, logs, downloads and caches (`<stack dir>/.stackci`).
     pub state: PathBuf,
     /// Most bytes a dependency's layer may expand to (`--max-layer-size`).
     pub max_layer_size: u64,
