@@ -15,6 +15,7 @@ pub mod lockfile;
 pub mod mirror;
 pub mod newfile;
 pub mod package;
+pub mod parallel;
 pub mod plan;
 pub mod redact;
 pub mod report;

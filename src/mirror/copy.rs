@@ -1,8 +1,6 @@
 //! Copying blobs between any two mirrors by the cheapest way available, several at a time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -53,31 +51,8 @@ pub fn copy_blobs(blobs: &[(&dyn Mirror, &Descriptor)], dst: &dyn Mirror, jobs: 
     let unique: Vec<usize> = (0..blobs.len())
         .filter(|&i| *first.entry(&blobs[i].1.digest).or_insert(i) == i)
         .collect();
-    let results: Vec<Mutex<Option<Result<Copied>>>> = unique.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, unique.len().max(1)) {
-            scope.spawn(|| {
-                while !failed.load(Ordering::SeqCst) {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&i) = unique.get(k) else { break };
-                    let (src, descriptor) = blobs[i];
-                    let result = copy_blob(src, dst, descriptor);
-                    failed.fetch_or(result.is_err(), Ordering::SeqCst);
-                    *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                }
-            });
-        }
-    });
-    let mut by_index = HashMap::new();
-    for (k, slot) in results.into_iter().enumerate() {
-        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(result) => by_index.insert(unique[k], result?),
-            // Not started because an earlier copy failed; that failure comes first.
-            None => continue,
-        };
-    }
+    let copied = crate::parallel::try_map(&unique, jobs, |&i| copy_blob(blobs[i].0, dst, blobs[i].1))?;
+    let by_index: HashMap<usize, Copied> = unique.into_iter().zip(copied).collect();
     Ok((0..blobs.len())
         .map(|i| by_index.get(&i).copied().unwrap_or(Copied::Present))
         .collect())
