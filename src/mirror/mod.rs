@@ -1,12 +1,15 @@
 //! Binary mirrors: one content model (OCI blobs + one image manifest per package, tagged
 //! `<name>-<version>-<hash>`) over several backends.
 //!
-//! Every backend implements the small [`Mirror`] core; pushing and pulling packages
-//! ([`crate::package`]) is written once on top of it. Abilities only some backends have (a
-//! blob as a local file, a registry's cross-repository mount) are not in the trait: callers
-//! probe for them ([`probe`]), and [`copy::copy_blob`] uses the best one available. Object-store backends (a directory, an S3
-//! bucket) share the OCI-image-layout logic in [`layout`] through the [`store::ObjectStore`]
-//! trait, so `file://` and `s3://` mirrors hold the same layout.
+//! The mirror is storage: every backend implements the small [`Mirror`] core (blobs by
+//! digest, stored from a re-openable [`BlobSource`]; manifests by tag; the tag list), and
+//! what a package is ([`crate::package`]) is written once on top of it. Abilities only some
+//! backends have (a blob as a local file, a registry's cross-repository mount) are not in
+//! the trait: callers probe for them ([`probe`]), and [`copy::copy_blob`] uses the best one
+//! available. [`location::Location`] parses where a mirror or an image is, and
+//! [`open::open_location`] opens it. Object-store backends (a directory, an S3 bucket)
+//! share the OCI-image-layout logic in [`layout`] through the [`store::ObjectStore`] trait,
+//! so `file://` and `s3://` mirrors hold the same layout.
 
 use std::any::Any;
 use std::collections::BTreeSet;
