@@ -240,6 +240,8 @@ impl ObjectStore for FsStore {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]
@@ -256,6 +258,40 @@ mod tests {
         );
         assert!(!s.write_if("index.json", b"4", &Precondition::Matches(v)).unwrap());
         assert_eq!(s.read_versioned("index.json").unwrap().unwrap().0, b"3");
+    }
+
+    #[test]
+    fn a_handed_over_file_is_renamed_into_place_with_the_usual_mode() {
+        use std::os::unix::fs::PermissionsExt;
+
+        use crate::mirror::FileSource;
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::new(dir.path().join("m"));
+        let kept = dir.path().join("kept");
+        fs::write(&kept, b"copied").unwrap();
+        s.put("blobs/sha256/a", &FileSource::new(&kept, 6)).unwrap();
+        assert!(kept.exists(), "a file that is not handed over stays");
+
+        let given = dir.path().join("given");
+        fs::write(&given, b"moved").unwrap();
+        fs::set_permissions(&given, fs::Permissions::from_mode(0o600)).unwrap();
+        let inode = fs::metadata(&given).unwrap().ino();
+        s.put("blobs/sha256/b", &FileSource::hand_over(&given, 5)).unwrap();
+        assert!(!given.exists(), "renamed, not copied");
+        let stored = fs::metadata(dir.path().join("m/blobs/sha256/b")).unwrap();
+        assert_eq!(stored.ino(), inode);
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let mode = |m: &fs::Metadata| m.permissions().mode() & 0o777;
+        assert_eq!(mode(&stored), mode(&fs::metadata(&plain).unwrap()));
+
+        // From another file system (when /dev/shm is one), the store copies instead.
+        if let Ok(shm) = tempfile::tempdir_in("/dev/shm") {
+            let far = shm.path().join("far");
+            fs::write(&far, b"far away").unwrap();
+            s.put("blobs/sha256/c", &FileSource::hand_over(&far, 8)).unwrap();
+            assert_eq!(fs::read(dir.path().join("m/blobs/sha256/c")).unwrap(), b"far away");
+        }
     }
 
     #[test]
