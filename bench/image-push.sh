@@ -68,7 +68,7 @@ fresh() { # a|b: a fresh registry; sets HOST_a / HOST_b
 }
 
 timed() { # name command...: runs it under GNU time, prints "wall rss_kib"
-  local name=$1; shift
+  local name=${1//[ \/]/_}; shift
   /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" >"$work/$name.out" 2>&1 || { cat "$work/$name.out" >&2; exit 1; }
   cat "$work/$name.time"
 }
