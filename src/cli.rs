@@ -134,7 +134,7 @@ pub enum Generate {
 #[derive(Debug, Args)]
 pub struct GenerateGitlabArgs {
     /// Output file (part and image pipelines are written beside it).
-    #[arg(short, long, value_name = "FILE", default_value = crate::ci::gitlab::DEFAULT_OUTPUT)]
+    #[arg(short, long, value_name = "FILE", default_value = crate::generate::gitlab::DEFAULT_OUTPUT)]
     pub output: PathBuf,
 
     /// Most jobs per child pipeline; larger plans are split by level (default: ci.gitlab.max_jobs, 500).
@@ -150,7 +150,7 @@ pub struct GenerateGitlabArgs {
 #[derive(Debug, Args)]
 pub struct GenerateGithubArgs {
     /// Output file.
-    #[arg(short, long, value_name = "FILE", default_value = crate::ci::github::DEFAULT_OUTPUT)]
+    #[arg(short, long, value_name = "FILE", default_value = crate::generate::github::DEFAULT_OUTPUT)]
     pub output: PathBuf,
 
     /// Do not write: exit 1 with a diff when the file differs from what would be written.

@@ -8,6 +8,7 @@ pub mod ci;
 pub mod cli;
 mod commands;
 pub mod digest;
+pub mod generate;
 pub mod image;
 pub mod lockfile;
 pub mod mirror;

@@ -11,9 +11,10 @@ use crate::build::job::BuildSettings;
 use crate::build::schedule::{Outcome, RunReport};
 use crate::ci::env::Vars;
 use crate::ci::output::{self, Flavor};
-use crate::ci::status::{self, State, Status, StatusConfig, StatusOptions, StatusReporter};
+use crate::ci::status::{self, State, Status, StatusOptions, StatusReporter};
 use crate::ci::summary::{self, PackageOutcome, RunSummary};
 use crate::cli::StatusFlags;
+use crate::stack::settings::StatusConfig;
 
 /// Log lines kept in a failed package's JUnit case and summary.
 const LOG_TAIL_LINES: usize = 40;
