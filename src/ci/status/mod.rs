@@ -23,8 +23,8 @@ use anyhow::{Context, bail};
 pub use github::{GitHubReporter, GitHubTarget};
 pub use gitlab::{GitLabReporter, GitLabTarget};
 
+use crate::build::summary::{Outcome, RunSummary};
 use crate::ci::env::{self, Ci, Token, Vars};
-use crate::ci::summary::{Outcome, RunSummary};
 
 /// A commit status state, as `stackci status STATE` takes it.
 ///
