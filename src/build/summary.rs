@@ -137,7 +137,7 @@ impl PackageOutcome {
         }
     }
 
-    /// One line for the log: "built    <tag> (1.2s)", "FAILED   <tag>: <error>"...
+    /// One line for the log: `built    <tag> (1.2s)`, `FAILED   <tag>: <error>`, ...
     pub fn describe(&self) -> String {
         let tag = &self.tag;
         match &self.outcome {
