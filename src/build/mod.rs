@@ -15,4 +15,5 @@ pub mod scratch;
 pub mod source;
 pub mod staging;
 pub mod stream;
+pub mod summary;
 pub mod unpack;

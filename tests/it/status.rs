@@ -13,10 +13,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use stackci::build::summary::{Outcome, PackageOutcome, RunSummary};
 use stackci::ci::env::{self, Token, Vars};
 use stackci::ci::output::{self, Flavor};
 use stackci::ci::status::{self, Retry, State, Status, StatusError, StatusOptions, StatusReporter};
-use stackci::ci::summary::{Outcome, PackageOutcome, RunSummary};
 
 use apis::{check_gitlab, check_openapi, ghes_spec, github_spec, gitlab_fixture};
 use server::{Recorded, Reply, StandIn};
@@ -129,12 +129,22 @@ fn assert_valid_gitlab(req: &Recorded) {
 }
 
 fn pkg(name: &str, outcome: Outcome, secs: u64) -> PackageOutcome {
+    let hash = format!("{name}hash0123456789abcdefghijklmn")[..32].to_string();
     PackageOutcome {
         name: name.into(),
         version: "1.0".into(),
-        hash: format!("{name}hash0123456789abcdefghijklmn")[..32].to_string(),
+        tag: format!("{name}-1.0-{hash}"),
+        hash,
         outcome,
         duration: Duration::from_secs(secs),
+    }
+}
+
+fn failed(log_tail: &str) -> Outcome {
+    Outcome::Failed {
+        error: log_tail.lines().last().unwrap_or_default().into(),
+        log: "build.log".into(),
+        log_tail: log_tail.into(),
     }
 }
 
@@ -146,10 +156,9 @@ fn sample_summary() -> RunSummary {
             pkg("cmake", Outcome::Cached, 0),
             pkg(
                 "hello",
-                Outcome::Failed {
-                    log_tail: "cc -c hello.c\n\x1b[1;31merror:\x1b[0m <stdio.h> & \"quotes\" 'x' \u{0}\u{7}\u{fffe} ✓ ```\nmake: *** [all] Error 1"
-                        .into(),
-                },
+                failed(
+                    "cc -c hello.c\n\x1b[1;31merror:\x1b[0m <stdio.h> & \"quotes\" 'x' \u{0}\u{7}\u{fffe} ✓ ```\nmake: *** [all] Error 1",
+                ),
                 3,
             ),
             pkg(
@@ -161,6 +170,7 @@ fn sample_summary() -> RunSummary {
             ),
             pkg("glibc", Outcome::External, 0),
         ],
+        interrupted: false,
     }
 }
 
@@ -796,13 +806,7 @@ fn step_summary_and_outputs_land_in_the_github_files() {
         (env::GITHUB_OUTPUT, output_file.to_str().unwrap()),
     ]);
     let mut s = sample_summary();
-    s.packages.push(pkg(
-        "tools",
-        Outcome::Failed {
-            log_tail: "ld: cannot find -lz".into(),
-        },
-        1,
-    ));
+    s.packages.push(pkg("tools", failed("ld: cannot find -lz"), 1));
     output::publish_github(&vars, &s).unwrap();
     // Outside GitHub Actions nothing is written.
     output::publish_github(&Vars::default(), &s).unwrap();

@@ -19,13 +19,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 
 pub use github::{GitHubReporter, GitHubTarget};
 pub use gitlab::{GitLabReporter, GitLabTarget};
 
+use crate::build::summary::{Outcome, RunSummary};
 use crate::ci::env::{self, Ci, Token, Vars};
-use crate::ci::summary::{Outcome, RunSummary};
 
 /// A commit status state, as `stackci status STATE` takes it.
 ///
@@ -250,22 +249,14 @@ impl Retry {
     }
 }
 
-/// The stack file's `status:` section (`status: { github: OWNER/REPO }`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusConfig {
-    /// Post statuses to this GitHub repository even when running elsewhere (GitLab CI
-    /// "CI/CD for external repository"); same as `--github-repo`.
-    pub github: Option<String>,
-}
-
 /// How [`from_env`] picks and sets up a reporter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusOptions {
     /// `--token-env NAME`: read the token from this variable instead of `GITHUB_TOKEN`
     /// (GitHub) or `STACKCI_GITLAB_TOKEN`/`GITLAB_TOKEN` (GitLab).
     pub token_env: Option<String>,
-    /// `--github-repo OWNER/REPO` (or [`StatusConfig::github`]): post to this GitHub
+    /// `--github-repo OWNER/REPO` (or the stack's
+    /// [`StatusConfig::github`](crate::stack::settings::StatusConfig::github)): post to this GitHub
     /// repository, on the commit the current CI builds, with `GITHUB_TOKEN`; run inside
     /// GitLab CI, the target URL is the GitLab pipeline.
     pub github_repo: Option<String>,
