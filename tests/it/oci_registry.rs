@@ -17,10 +17,10 @@ use std::time::Duration;
 use stackci::digest::{Digest, Hasher, VerifyingReader};
 use stackci::mirror::oci::manifests::DOCKER_MANIFEST_MEDIA_TYPE;
 use stackci::mirror::oci::{
-    BlobFile, BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, Secret, UploadStart,
-    lookup_credentials,
+    BlobFile, BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, UploadStart, lookup_credentials,
 };
 use stackci::mirror::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::net::{Retry, Secret};
 
 use fault_proxy::{Action, Proxy, RequestHead, Rng};
 use registry::Peer;
@@ -30,9 +30,11 @@ const MIB: u64 = 1024 * 1024;
 /// Options for tests: quick retries so failures show fast.
 fn opts() -> ClientOptions {
     ClientOptions {
-        retries: 3,
-        retry_base_delay: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(500),
+        retry: Retry {
+            attempts: 4,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(500),
+        },
         ..Default::default()
     }
 }
@@ -1012,7 +1014,13 @@ fn twenty_percent_faults_push_twenty_blobs_and_manifests_correctly() {
             _ => Action::Drop,
         }
     });
-    let opts = ClientOptions { retries: 10, ..opts() };
+    let opts = ClientOptions {
+        retry: Retry {
+            attempts: 11,
+            ..opts().retry
+        },
+        ..opts()
+    };
     let mirror = RegistryMirror::new(&format!("oci+http://{}/faults", proxy.host()), &opts).unwrap();
     let config = bytes_blob(tmp.path(), "config", b"{}");
     let mut blobs: Vec<BlobFile> = (0..20)
@@ -1121,7 +1129,10 @@ fn registry_killed_mid_push_fails_clearly_and_a_rerun_completes() {
     let mirror = RegistryMirror::new(
         &url,
         &ClientOptions {
-            retries: 2,
+            retry: Retry {
+                attempts: 3,
+                ..opts().retry
+            },
             jobs: 2,
             ..opts()
         },
@@ -1180,7 +1191,13 @@ fn connection_refused_names_the_url() {
         .port();
     let mirror = RegistryMirror::new(
         &format!("oci+http://127.0.0.1:{port}/nobody"),
-        &ClientOptions { retries: 1, ..opts() },
+        &ClientOptions {
+            retry: Retry {
+                attempts: 2,
+                ..opts().retry
+            },
+            ..opts()
+        },
     )
     .unwrap();
     let err = mirror.list_tags().unwrap_err();

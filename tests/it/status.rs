@@ -13,10 +13,11 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use stackci::ci::env::{self, Token, Vars};
+use stackci::ci::env::{self, Vars};
 use stackci::ci::output::{self, Flavor};
-use stackci::ci::status::{self, Retry, State, Status, StatusError, StatusOptions, StatusReporter};
+use stackci::ci::status::{self, State, Status, StatusError, StatusOptions, StatusReporter};
 use stackci::ci::summary::{Outcome, PackageOutcome, RunSummary};
+use stackci::net::{Retry, Secret};
 
 use apis::{check_gitlab, check_openapi, ghes_spec, github_spec, gitlab_fixture};
 use server::{Recorded, Reply, StandIn};
@@ -665,8 +666,8 @@ fn leak_scenarios() -> Vec<String> {
     let vars = github_vars(&gh.url(), &[]);
     texts.push(format!(
         "{vars:?} {:?} {}",
-        Token::new(GITHUB_TOKEN),
-        Token::new(GITHUB_TOKEN)
+        Secret::new(GITHUB_TOKEN),
+        Secret::new(GITHUB_TOKEN)
     ));
     texts
 }
