@@ -1209,3 +1209,73 @@ fn connection_refused_names_the_url() {
         "{text}"
     );
 }
+
+/// The shared retry policy on registry requests: a `Retry-After` HTTP date is waited out,
+/// and a `Retry-After` beyond the policy's cap ends the retries at once (one request).
+#[test]
+fn retry_after_dates_are_honoured_and_waits_beyond_the_cap_end_the_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&tmp.path().join("reg"), false);
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let answer = Arc::new(Mutex::new(String::new()));
+    let asked = Arc::clone(&answer);
+    let proxy = Proxy::start(peer.host(), move |_: &RequestHead| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        match asked.lock().unwrap().as_str() {
+            "" => Action::Forward,
+            retry_after => Action::Respond {
+                status: 503,
+                headers: vec![("Retry-After".into(), retry_after.to_string())],
+                body: vec![],
+            },
+        }
+    });
+    let opts = ClientOptions {
+        retry: Retry {
+            attempts: 3,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(5),
+        },
+        ..opts()
+    };
+    let mirror = RegistryMirror::new(&format!("oci+http://{}/waits", proxy.host()), &opts).unwrap();
+
+    // An HTTP date about 2 s ahead (whole seconds, so the wait is 1 to 2 s), answered once.
+    *answer.lock().unwrap() = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    let unanswered = Arc::clone(&answer);
+    let clear = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        unanswered.lock().unwrap().clear();
+    });
+    let start = std::time::Instant::now();
+    mirror.block_on(mirror.client().ping()).unwrap();
+    clear.join().unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the date was not waited for: {waited:?}"
+    );
+    assert!(requests.load(Ordering::SeqCst) >= 2);
+
+    requests.store(0, Ordering::SeqCst);
+    *answer.lock().unwrap() = "3600".into();
+    let start = std::time::Instant::now();
+    let err = mirror.block_on(mirror.client().ping()).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "an hour-long wait was sat out"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "no retry sooner than asked");
+    assert!(error_text(&err).contains("503"), "{}", error_text(&err));
+}
+
+#[test]
+fn the_mirror_refuses_to_block_inside_an_async_runtime() {
+    let mirror = RegistryMirror::new("oci+http://127.0.0.1:9/any", &opts()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = runtime
+        .block_on(async { mirror.list_tags() })
+        .expect_err("blocking inside a runtime is refused");
+    assert!(error_text(&err).contains("synchronous"), "{}", error_text(&err));
+}
