@@ -133,7 +133,7 @@ pub fn gitlab_pipeline(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Resu
 
 /// True when a URL has a user-info part (`scheme://user:pass@host`).
 fn has_credentials(url: &str) -> bool {
-    crate::redact::userinfo(url).is_some()
+    crate::net::redact::userinfo(url).is_some()
 }
 
 /// One build job.

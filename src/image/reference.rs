@@ -38,11 +38,11 @@ impl ImageRef {
     /// Parses a reference as written on the command line or in `images: base:`.
     /// A registry reference with credentials in it is refused (and never shown unmasked).
     pub fn parse(s: &str) -> Result<ImageRef> {
-        let shown = crate::redact::url(s);
-        if crate::redact::userinfo(s).is_some() {
+        let shown = crate::net::redact::url(s);
+        if crate::net::redact::userinfo(s).is_some() {
             bail!(
                 "image reference `{shown}` carries credentials: {}",
-                crate::redact::REGISTRY_HINT
+                crate::net::redact::REGISTRY_HINT
             );
         }
         if s == "scratch" {

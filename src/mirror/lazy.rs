@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use super::Mirror;
 use super::open::{MirrorOptions, open};
 use crate::digest::Digest;
-use crate::redact;
+use crate::net::redact;
 
 /// A [`Mirror`] that opens the backend for its URL on the first call that needs it.
 pub struct LazyMirror {

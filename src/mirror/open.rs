@@ -10,7 +10,7 @@ use super::layout::LayoutMirror;
 use super::oci::client::ClientOptions;
 use super::oci::mirror::RegistryMirror;
 use super::s3::{S3Options, S3Store};
-use crate::redact;
+use crate::net::redact;
 
 /// Options every backend may use; each states its default.
 #[derive(Debug, Clone, Default)]

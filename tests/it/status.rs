@@ -14,9 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use stackci::build::summary::{Outcome, PackageOutcome, RunSummary};
-use stackci::ci::env::{self, Token, Vars};
+use stackci::ci::env::{self, Vars};
 use stackci::ci::output::{self, Flavor};
-use stackci::ci::status::{self, Retry, State, Status, StatusError, StatusOptions, StatusReporter};
+use stackci::ci::status::{self, State, Status, StatusError, StatusOptions, StatusReporter};
+use stackci::net::{Retry, Secret};
 
 use apis::{check_gitlab, check_openapi, ghes_spec, github_spec, gitlab_fixture};
 use server::{Recorded, Reply, StandIn};
@@ -535,6 +536,35 @@ fn rate_limits_and_server_errors_are_retried() {
 }
 
 #[test]
+fn retry_after_dates_are_honoured() {
+    let gl = gitlab_stand_in();
+    let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    gl.script([Reply::new(503, "").header("Retry-After", &soon)]);
+    let r = reporter(&gitlab_vars(&format!("{}/api/v4", gl.url()), &[]), &quick());
+    let start = std::time::Instant::now();
+    r.post(&Status::new(State::Running, "stackci/demo")).unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the date was not waited for: {waited:?}"
+    );
+    assert_eq!(gl.requests().len(), 2);
+}
+
+#[test]
+fn posting_from_inside_an_async_runtime_fails_without_a_request() {
+    let gh = github_stand_in();
+    let r = reporter(&github_vars(&gh.url(), &[]), &quick());
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = runtime
+        .block_on(async { r.post(&Status::new(State::Running, "stackci/demo")) })
+        .unwrap_err();
+    assert!(matches!(err, StatusError::NotSent { .. }), "{err:?}");
+    assert!(err.to_string().contains("synchronous"), "{err}");
+    assert!(gh.requests().is_empty());
+}
+
+#[test]
 fn long_descriptions_and_urls_are_cut_to_the_api_limits() {
     let long: String = "ü".repeat(300);
     let long_url = format!("https://example.com/{}", "x".repeat(300));
@@ -675,8 +705,8 @@ fn leak_scenarios() -> Vec<String> {
     let vars = github_vars(&gh.url(), &[]);
     texts.push(format!(
         "{vars:?} {:?} {}",
-        Token::new(GITHUB_TOKEN),
-        Token::new(GITHUB_TOKEN)
+        Secret::new(GITHUB_TOKEN),
+        Secret::new(GITHUB_TOKEN)
     ));
     texts
 }
