@@ -1,12 +1,9 @@
-//! Command-line arguments (clap) and dispatch to one module per command.
+//! Command-line arguments: the clap types and their help, nothing else. `src/main.rs`
+//! parses them and [`crate::run`] runs the command, one module per command.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-
-use crate::commands;
 
 /// Build a software stack in dependency order, keep the binaries in an OCI mirror, and
 /// publish runnable images — locally or from GitLab CI and GitHub Actions.
@@ -134,7 +131,7 @@ pub enum Generate {
 #[derive(Debug, Args)]
 pub struct GenerateGitlabArgs {
     /// Output file (part and image pipelines are written beside it).
-    #[arg(short, long, value_name = "FILE", default_value = crate::ci::gitlab::DEFAULT_OUTPUT)]
+    #[arg(short, long, value_name = "FILE", default_value = crate::generate::gitlab::DEFAULT_OUTPUT)]
     pub output: PathBuf,
 
     /// Most jobs per child pipeline; larger plans are split by level (default: ci.gitlab.max_jobs, 500).
@@ -150,7 +147,7 @@ pub struct GenerateGitlabArgs {
 #[derive(Debug, Args)]
 pub struct GenerateGithubArgs {
     /// Output file.
-    #[arg(short, long, value_name = "FILE", default_value = crate::ci::github::DEFAULT_OUTPUT)]
+    #[arg(short, long, value_name = "FILE", default_value = crate::generate::github::DEFAULT_OUTPUT)]
     pub output: PathBuf,
 
     /// Do not write: exit 1 with a diff when the file differs from what would be written.
@@ -278,37 +275,4 @@ pub struct InstallArgs {
     /// Directory the store is unpacked under (`<root>/<store>/<name>-<version>-<hash>`).
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
-}
-
-/// Parses the command line and runs the command.
-pub fn main() -> Result<ExitCode> {
-    let mut cli = Cli::parse();
-    // An empty STACKCI_STACK / STACKCI_MIRROR (as CI templates set) means "not set".
-    cli.stack = cli.stack.filter(|p| !p.as_os_str().is_empty());
-    cli.mirror = cli.mirror.filter(|m| !m.is_empty());
-    cli.ca_cert = cli.ca_cert.filter(|p| !p.as_os_str().is_empty());
-    commands::run(cli)
-}
-
-/// Prints an error with its cause chain, cargo-style; on GitHub Actions a stack-file error
-/// is also printed as an `::error file=…,line=…::` annotation so it shows on the file.
-pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
-    let vars = crate::ci::env::Vars::from_process();
-    let flavor = crate::ci::output::Flavor::detect(&vars);
-    if flavor == crate::ci::output::Flavor::GitHub
-        && let Some(e) = err.chain().find_map(|c| c.downcast_ref::<crate::stack::StackError>())
-    {
-        let annotation = crate::ci::output::Annotation {
-            file: Some(e.file.display().to_string()),
-            line: e.position.map(|p| p.line as u32),
-            col: e.position.map(|p| p.column as u32),
-            title: Some("stackci: invalid stack".into()),
-            message: e.to_string(),
-        };
-        eprint!("{}", flavor.error(&annotation));
-    }
 }

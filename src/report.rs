@@ -1,5 +1,8 @@
 //! Progress for long work: indicatif bars on a terminal, plain timestamped lines elsewhere
 //! (CI logs, pipes), nothing but errors with `-q`.
+//!
+//! [`Reporter`] is the scheduler's [`Progress`] sink: this module depends on the builder,
+//! never the other way round.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::builder::schedule::Outcome;
+use crate::builder::schedule::{Event, Progress};
+use crate::builder::summary::Outcome;
 use crate::ci::output::Flavor;
 use crate::stack::Stack;
 
@@ -38,35 +42,6 @@ impl Mode {
             Mode::Plain { verbose }
         }
     }
-}
-
-/// Something that happened during a run.
-#[derive(Debug)]
-pub enum Event<'a> {
-    /// The run starts with `total` packages to build.
-    Begin {
-        /// Packages to build.
-        total: usize,
-    },
-    /// Package `index` starts building.
-    Start {
-        /// Package index.
-        index: usize,
-    },
-    /// A line of a recipe's output.
-    Line {
-        /// Package index.
-        index: usize,
-        /// The line, without its newline.
-        line: &'a str,
-    },
-    /// Package `index` is done.
-    Finish {
-        /// Package index.
-        index: usize,
-        /// How it ended.
-        outcome: &'a Outcome,
-    },
 }
 
 struct Bars {
@@ -119,15 +94,6 @@ impl<'s> Reporter<'s> {
         let _ = err.write_all(flavor.group_end(tag).as_bytes());
     }
 
-    /// Handles one event.
-    pub fn event(&self, event: Event<'_>) {
-        match self.mode {
-            Mode::Quiet => {}
-            Mode::Bars => self.bar_event(event),
-            Mode::Plain { verbose } => self.plain_event(event, verbose),
-        }
-    }
-
     /// Prints a line (above the bars when they are shown), unless quiet.
     pub fn line(&self, text: &str) {
         match self.mode {
@@ -158,14 +124,13 @@ impl<'s> Reporter<'s> {
                 self.plain_line(&format!("{}: {line}", self.stack.packages[index].name))
             }
             Event::Line { .. } => {}
-            Event::Finish { index, outcome } => {
-                let tag = self.stack.packages[index].tag();
-                match outcome {
-                    Outcome::Built { .. } => self.print_log_group(&tag, false),
-                    Outcome::Failed { .. } => self.print_log_group(&tag, true),
+            Event::Finish { package, .. } => {
+                match package.outcome {
+                    Outcome::Built => self.print_log_group(&package.tag, false),
+                    Outcome::Failed { .. } => self.print_log_group(&package.tag, true),
                     _ => {}
                 }
-                self.plain_line(&describe(&tag, outcome))
+                self.plain_line(&package.describe())
             }
         }
     }
@@ -204,17 +169,17 @@ impl<'s> Reporter<'s> {
                     bar.set_message(line.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
                 }
             }
-            Event::Finish { index, outcome } => {
+            Event::Finish { index, package } => {
                 if let Some(b) = guard.as_mut() {
                     if let Some(bar) = b.jobs[index].take() {
                         bar.finish_and_clear();
                         b.multi.remove(&bar);
                     }
-                    let text = describe(&self.stack.packages[index].tag(), outcome);
+                    let text = package.describe();
                     b.multi.suspend(|| eprintln!("{text}"));
-                    if matches!(outcome, Outcome::Built { .. } | Outcome::Cached) {
+                    if matches!(package.outcome, Outcome::Built | Outcome::Cached) {
                         b.overall.inc(1);
-                    } else if matches!(outcome, Outcome::Failed { .. }) {
+                    } else if matches!(package.outcome, Outcome::Failed { .. }) {
                         b.overall.set_message("(failures)");
                     }
                 }
@@ -237,13 +202,12 @@ impl<'s> Reporter<'s> {
     }
 }
 
-/// One line for a finished package.
-pub fn describe(tag: &str, outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Built { elapsed } => format!("built    {tag} ({:.1}s)", elapsed.as_secs_f64()),
-        Outcome::Cached => format!("cached   {tag}"),
-        Outcome::External => format!("external {tag}"),
-        Outcome::Failed { error } => format!("FAILED   {tag}: {error}"),
-        Outcome::Skipped { reason } => format!("skipped  {tag}: {reason}"),
+impl Progress for Reporter<'_> {
+    fn event(&self, event: Event<'_>) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Bars => self.bar_event(event),
+            Mode::Plain { verbose } => self.plain_event(event, verbose),
+        }
     }
 }

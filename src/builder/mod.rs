@@ -10,3 +10,4 @@ pub mod recipe;
 pub mod schedule;
 pub mod scratch;
 pub mod source;
+pub mod summary;

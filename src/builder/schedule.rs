@@ -1,74 +1,53 @@
 //! `stackci run`: build what the plan says, in dependency order, N at a time; keep going
 //! on independent branches when one fails.
+//!
+//! The scheduler reports what happens to a [`Progress`] sink as it happens (the terminal or
+//! CI log display in [`crate::report`] is one) and returns a [`RunSummary`].
 
 use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::job::{self, BuildSettings, Done};
+use super::summary::{Outcome, PackageOutcome, RunSummary};
 use crate::cancel;
 use crate::mirror::Mirror;
 use crate::plan::{Plan, Status};
-use crate::report::{Event, Reporter};
 use crate::stack::Stack;
 
-/// What happened to one package in a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Built and pushed.
-    Built {
-        /// Wall time of the build.
-        elapsed: Duration,
+/// Something that happened during a run.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The run starts with `total` packages to build.
+    Begin {
+        /// Packages to build.
+        total: usize,
     },
-    /// Already in the mirror.
-    Cached,
-    /// Provided by the system.
-    External,
-    /// The build failed.
-    Failed {
-        /// The error, with its causes.
-        error: String,
+    /// Package `index` starts building.
+    Start {
+        /// Package index.
+        index: usize,
     },
-    /// Not attempted because a dependency failed (named) or the run was interrupted.
-    Skipped {
-        /// Why.
-        reason: String,
+    /// A line of a recipe's output.
+    Line {
+        /// Package index.
+        index: usize,
+        /// The line, without its newline.
+        line: &'a str,
+    },
+    /// Package `index` is done.
+    Finish {
+        /// Package index.
+        index: usize,
+        /// How it ended.
+        package: &'a PackageOutcome,
     },
 }
 
-/// Every package's outcome, in stack order.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    /// `(package index, outcome)` for each package the run was about.
-    pub outcomes: Vec<(usize, Outcome)>,
-    /// True when Ctrl-C stopped the run.
-    pub interrupted: bool,
-}
-
-impl RunReport {
-    /// True when nothing failed, nothing was skipped and the run was not interrupted.
-    pub fn success(&self) -> bool {
-        !self.interrupted
-            && self
-                .outcomes
-                .iter()
-                .all(|(_, o)| !matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
-    }
-
-    /// Counts of built, cached, failed and skipped packages.
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
-        let mut c = (0, 0, 0, 0);
-        for (_, o) in &self.outcomes {
-            match o {
-                Outcome::Built { .. } => c.0 += 1,
-                Outcome::Cached => c.1 += 1,
-                Outcome::Failed { .. } => c.2 += 1,
-                Outcome::Skipped { .. } => c.3 += 1,
-                Outcome::External => {}
-            }
-        }
-        c
-    }
+/// Where a run reports progress as it happens. Build threads call it too, hence `Sync`.
+pub trait Progress: Sync {
+    /// Handles one event.
+    fn event(&self, event: Event<'_>);
 }
 
 /// The packages a run over `targets` involves: the targets and everything they need
@@ -88,7 +67,8 @@ pub fn involved(stack: &Stack, targets: &[usize]) -> BTreeSet<usize> {
 }
 
 /// Builds every package of `plan` with status `build` among `involved`, at most `parallel`
-/// at a time, each after its dependencies succeeded.
+/// at a time, each after its dependencies succeeded; returns what happened to every
+/// package of `involved`, in stack order.
 pub fn run(
     stack: &Stack,
     mirror: &dyn Mirror,
@@ -96,19 +76,20 @@ pub fn run(
     involved: &BTreeSet<usize>,
     parallel: usize,
     settings: &BuildSettings,
-    reporter: &Reporter,
-) -> RunReport {
+    progress: &dyn Progress,
+) -> RunSummary {
     let n = stack.packages.len();
-    let mut outcome: Vec<Option<Outcome>> = vec![None; n];
+    let mut done: Vec<Option<PackageOutcome>> = vec![None; n];
     let mut waiting_on = vec![0usize; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut ready: Vec<usize> = Vec::new();
     for &i in involved {
+        let package = &stack.packages[i];
         match plan.packages[i].status {
-            Status::Cached => outcome[i] = Some(Outcome::Cached),
-            Status::External => outcome[i] = Some(Outcome::External),
+            Status::Cached => done[i] = Some(PackageOutcome::new(package, Outcome::Cached, Duration::ZERO)),
+            Status::External => done[i] = Some(PackageOutcome::new(package, Outcome::External, Duration::ZERO)),
             Status::Build => {
-                for d in &stack.packages[i].deps {
+                for d in &package.deps {
                     if plan.packages[d.index].status == Status::Build {
                         waiting_on[i] += 1;
                         dependents[d.index].push(i);
@@ -124,7 +105,7 @@ pub fn run(
         .iter()
         .filter(|&&i| plan.packages[i].status == Status::Build)
         .count();
-    reporter.event(Event::Begin { total: to_build });
+    progress.event(Event::Begin { total: to_build });
     // Highest index last, so `pop` starts the earliest packages first.
     ready.sort_unstable_by(|a, b| b.cmp(a));
 
@@ -136,12 +117,12 @@ pub fn run(
             while running < parallel && !cancel::is_cancelled() {
                 let Some(i) = ready.pop() else { break };
                 running += 1;
-                reporter.event(Event::Start { index: i });
+                progress.event(Event::Start { index: i });
                 let tx = tx.clone();
                 scope.spawn(move || {
                     let start = Instant::now();
                     let result = job::build(stack, i, mirror, settings, &mut |line| {
-                        reporter.event(Event::Line { index: i, line })
+                        progress.event(Event::Line { index: i, line })
                     });
                     let _ = tx.send((i, result, start.elapsed()));
                 });
@@ -151,8 +132,8 @@ pub fn run(
             }
             let Ok((i, result, elapsed)) = rx.recv() else { break };
             running -= 1;
-            let o = match result {
-                Ok(done) => {
+            let package = match &result {
+                Ok(_) => {
                     for &j in &dependents[i] {
                         waiting_on[j] -= 1;
                         if waiting_on[j] == 0 {
@@ -160,54 +141,99 @@ pub fn run(
                         }
                     }
                     ready.sort_unstable_by(|a, b| b.cmp(a));
-                    match done {
-                        Done::Built => Outcome::Built { elapsed },
-                        Done::Cached => Outcome::Cached,
-                    }
+                    finished(stack, i, &result, elapsed, settings)
                 }
-                Err(_) if cancel::is_cancelled() => Outcome::Skipped {
-                    reason: "interrupted".into(),
-                },
-                Err(e) => {
+                Err(_) if cancel::is_cancelled() => skipped(stack, i, "interrupted"),
+                Err(_) => {
                     let reason = format!("dependency `{}` failed", stack.packages[i].tag());
-                    skip_dependents(i, &dependents, &mut outcome, &reason, reporter);
-                    Outcome::Failed {
-                        error: format!("{e:#}"),
-                    }
+                    skip_dependents(stack, i, &dependents, &mut done, &reason, progress);
+                    finished(stack, i, &result, elapsed, settings)
                 }
             };
-            reporter.event(Event::Finish { index: i, outcome: &o });
-            outcome[i] = Some(o);
+            progress.event(Event::Finish {
+                index: i,
+                package: &package,
+            });
+            done[i] = Some(package);
         }
     });
-    let interrupted = cancel::is_cancelled();
-    let outcomes = involved
+    let packages = involved
         .iter()
-        .map(|&i| {
-            let o = outcome[i].clone().unwrap_or_else(|| Outcome::Skipped {
-                reason: "interrupted".into(),
-            });
-            (i, o)
-        })
+        .map(|&i| done[i].take().unwrap_or_else(|| skipped(stack, i, "interrupted")))
         .collect();
-    RunReport { outcomes, interrupted }
+    RunSummary {
+        stack: stack.name.clone(),
+        packages,
+        interrupted: cancel::is_cancelled(),
+    }
 }
 
+/// Builds package `i` alone, as one CI job does, reporting to `progress`: its line in a
+/// summary, and the result of [`job::build`] with the error and its causes.
+pub fn build_one(
+    stack: &Stack,
+    i: usize,
+    mirror: &dyn Mirror,
+    settings: &BuildSettings,
+    progress: &dyn Progress,
+) -> (PackageOutcome, anyhow::Result<Done>) {
+    progress.event(Event::Start { index: i });
+    let start = Instant::now();
+    let result = job::build(stack, i, mirror, settings, &mut |line| {
+        progress.event(Event::Line { index: i, line })
+    });
+    let package = finished(stack, i, &result, start.elapsed(), settings);
+    progress.event(Event::Finish {
+        index: i,
+        package: &package,
+    });
+    (package, result)
+}
+
+/// Package `i`'s line after a build attempt that took `elapsed` and gave `result`.
+fn finished(
+    stack: &Stack,
+    i: usize,
+    result: &anyhow::Result<Done>,
+    elapsed: Duration,
+    settings: &BuildSettings,
+) -> PackageOutcome {
+    let package = &stack.packages[i];
+    let (outcome, duration) = match result {
+        Ok(Done::Built) => (Outcome::Built, elapsed),
+        Ok(Done::Cached) => (Outcome::Cached, Duration::ZERO),
+        Err(e) => (
+            Outcome::failed(format!("{e:#}"), settings.log_path(&package.tag())),
+            elapsed,
+        ),
+    };
+    PackageOutcome::new(package, outcome, duration)
+}
+
+/// Package `i`'s line when it was not attempted.
+fn skipped(stack: &Stack, i: usize, reason: &str) -> PackageOutcome {
+    let reason = reason.to_string();
+    PackageOutcome::new(&stack.packages[i], Outcome::Skipped { reason }, Duration::ZERO)
+}
+
+/// Marks everything that depends on package `i` (transitively, and not done yet) skipped.
 fn skip_dependents(
+    stack: &Stack,
     i: usize,
     dependents: &[Vec<usize>],
-    outcome: &mut [Option<Outcome>],
+    done: &mut [Option<PackageOutcome>],
     reason: &str,
-    reporter: &Reporter,
+    progress: &dyn Progress,
 ) {
     let mut todo = dependents[i].clone();
     while let Some(j) = todo.pop() {
-        if outcome[j].is_none() {
-            let o = Outcome::Skipped {
-                reason: reason.to_string(),
-            };
-            reporter.event(Event::Finish { index: j, outcome: &o });
-            outcome[j] = Some(o);
+        if done[j].is_none() {
+            let package = skipped(stack, j, reason);
+            progress.event(Event::Finish {
+                index: j,
+                package: &package,
+            });
+            done[j] = Some(package);
             todo.extend(dependents[j].iter().copied());
         }
     }

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use crate::net::Secret;
+
 // ---- GitHub Actions (https://docs.github.com/en/actions/reference/variables-reference) ----
 
 /// Set to `true` by GitHub Actions in every step.
@@ -112,56 +114,18 @@ impl Vars {
         self.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    /// The first of `names` that is set, as a [`Token`], with the name it came from.
-    pub fn token(&self, names: &[&str]) -> Option<(Token, String)> {
+    /// The first of `names` that is set, as a [`Secret`] without surrounding whitespace (a
+    /// trailing newline from a file), with the name it came from.
+    pub fn token(&self, names: &[&str]) -> Option<(Secret, String)> {
         names
             .iter()
-            .find_map(|n| self.get(n).map(|v| (Token::new(v), (*n).to_string())))
+            .find_map(|n| self.get(n).map(|v| (Secret::new(v.trim()), (*n).to_string())))
     }
 }
 
 impl fmt::Debug for Vars {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.map.keys()).finish()
-    }
-}
-
-/// A secret (API token). `Debug` and `Display` print `***`; only [`Token::expose`] gives the
-/// value, for building a request header.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl Token {
-    /// Wraps a secret value (surrounding whitespace, e.g. a trailing newline from a file, is dropped).
-    pub fn new(value: impl Into<String>) -> Token {
-        Token(value.into().trim().to_string())
-    }
-
-    /// The secret itself; use it only to build the request that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `text` with every occurrence of the secret replaced by `***`, for messages that may
-    /// echo request data (server answers, transport errors).
-    pub fn scrub(&self, text: &str) -> String {
-        if self.0.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(&self.0, "***")
-        }
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
     }
 }
 
@@ -375,7 +339,11 @@ mod tests {
         assert!(!format!("{vars:?}").contains("s3cr3t"));
         let (token, from) = vars.token(&[STACKCI_GITLAB_TOKEN, GITHUB_TOKEN]).unwrap();
         assert_eq!(from, GITHUB_TOKEN);
-        assert_eq!(format!("{token:?} {token}"), "Token(***) ***");
+        assert_eq!(format!("{token:?} {token}"), "Secret(***) ***");
         assert_eq!(token.scrub("Bearer s3cr3t-value!"), "Bearer ***!");
+        let (padded, _) = Vars::from_pairs([(GITHUB_TOKEN, " tok\n")])
+            .token(&[GITHUB_TOKEN])
+            .unwrap();
+        assert_eq!(padded.expose(), "tok");
     }
 }

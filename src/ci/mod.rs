@@ -1,14 +1,9 @@
-//! CI integration: environment detection, commit statuses, CI-native output and the run
-//! summary they are made from; pipeline generators for GitLab and GitHub.
+//! CI at run time: environment detection, commit statuses, and CI-native output (log
+//! groups, annotations, job summaries, JUnit) made from the run summary the scheduler
+//! returns ([`crate::builder::summary::RunSummary`]).
+//!
+//! The pipelines themselves are written by [`crate::generate`].
 
-pub mod check;
 pub mod env;
-pub mod github;
-pub mod gitlab;
 pub mod output;
-pub mod settings;
 pub mod status;
-pub mod summary;
-#[cfg(test)]
-mod testutil;
-mod yaml;

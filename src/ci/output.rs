@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
+use crate::builder::summary::{Outcome, RunSummary};
 use crate::ci::env::{self, Vars};
-use crate::ci::summary::{Outcome, RunSummary};
 
 /// Which CI syntax to print log groups and annotations in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,7 +248,7 @@ pub fn step_summary_markdown(summary: &RunSummary) -> String {
         ));
     }
     for p in &summary.packages {
-        if let Outcome::Failed { log_tail } = &p.outcome {
+        if let Outcome::Failed { log_tail, .. } = &p.outcome {
             let clean: String = strip_ansi(log_tail)
                 .chars()
                 .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
@@ -426,7 +426,7 @@ pub fn junit_xml(summary: &RunSummary) -> String {
         ));
         match &p.outcome {
             Outcome::Built | Outcome::Cached => {}
-            Outcome::Failed { log_tail } => xml.push_str(&format!(
+            Outcome::Failed { log_tail, .. } => xml.push_str(&format!(
                 "      <failure message=\"{}\" type=\"build-failure\">{}</failure>\n",
                 xml_attr(&format!(
                     "{} {} failed to build after {:.1} s",

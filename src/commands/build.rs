@@ -4,13 +4,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
-use super::ci_report::{CiReport, run_summary};
+use super::ci_report::CiReport;
 use super::{Context, cpus, source_date_epoch};
-use crate::builder::job::{self, BuildSettings};
-use crate::builder::schedule::{Outcome, RunReport};
+use crate::builder::job::BuildSettings;
+use crate::builder::schedule;
+use crate::builder::summary::RunSummary;
 use crate::cancel;
 use crate::cli::BuildArgs;
-use crate::report::{Event, Reporter};
+use crate::report::Reporter;
 
 /// Builds and pushes one package unless the mirror has it (or `--force`).
 pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
@@ -38,31 +39,15 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
     settings.max_layer_size = ctx.max_layer_size;
     let ci = CiReport::new(ctx, &args.status)?;
     let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));
-    reporter.event(Event::Start { index: i });
-    let start = std::time::Instant::now();
-    let result = job::build(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &mut |line| {
-        reporter.event(Event::Line { index: i, line })
-    });
-    let outcome = match &result {
-        Ok(job::Done::Built) => Outcome::Built {
-            elapsed: start.elapsed(),
-        },
-        Ok(job::Done::Cached) => Outcome::Cached,
-        Err(e) => Outcome::Failed {
-            error: format!("{e:#}"),
-        },
-    };
-    reporter.event(Event::Finish {
-        index: i,
-        outcome: &outcome,
-    });
-    let report = RunReport {
-        outcomes: vec![(i, outcome)],
-        interrupted: cancel::is_cancelled(),
-    };
+    let (package, result) = schedule::build_one(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &reporter);
     // A job reports its own package; the aggregate status belongs to the pipeline's final job.
     if args.status.per_package || args.status.junit.is_some() {
-        ci.finish(&run_summary(ctx, &report, &settings), false)?;
+        let summary = RunSummary {
+            stack: ctx.stack.name.clone(),
+            packages: vec![package],
+            interrupted: cancel::is_cancelled(),
+        };
+        ci.finish(&summary, false)?;
     }
     result.with_context(|| format!("building `{tag}`"))?;
     Ok(ExitCode::SUCCESS)

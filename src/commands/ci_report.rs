@@ -1,22 +1,15 @@
 //! What `run` and `build` tell the CI around them: commit statuses, the GitHub step summary
 //! and outputs, and a JUnit report.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Result;
 
 use super::Context;
-use crate::builder::job::BuildSettings;
-use crate::builder::schedule::{Outcome, RunReport};
+use crate::builder::summary::RunSummary;
 use crate::ci::env::Vars;
 use crate::ci::output::{self, Flavor};
-use crate::ci::status::{self, State, Status, StatusConfig, StatusOptions, StatusReporter};
-use crate::ci::summary::{self, PackageOutcome, RunSummary};
+use crate::ci::status::{self, State, Status, StatusOptions, StatusReporter};
 use crate::cli::StatusFlags;
-
-/// Log lines kept in a failed package's JUnit case and summary.
-const LOG_TAIL_LINES: usize = 40;
+use crate::stack::settings::StatusConfig;
 
 /// The CI side of one `run` or `build`.
 pub struct CiReport {
@@ -93,43 +86,4 @@ pub fn status_options(config: &StatusConfig, flags: &StatusFlags) -> StatusOptio
         github_repo: flags.github_repo.clone().or_else(|| config.github.clone()),
         ..StatusOptions::default()
     }
-}
-
-/// The neutral summary of a run, for statuses and reports.
-pub fn run_summary(ctx: &Context, report: &RunReport, settings: &BuildSettings) -> RunSummary {
-    let packages = report
-        .outcomes
-        .iter()
-        .map(|(i, o)| {
-            let p = &ctx.stack.packages[*i];
-            let (outcome, duration) = match o {
-                Outcome::Built { elapsed } => (summary::Outcome::Built, *elapsed),
-                Outcome::Cached => (summary::Outcome::Cached, Duration::ZERO),
-                Outcome::External => (summary::Outcome::External, Duration::ZERO),
-                Outcome::Failed { error } => (
-                    summary::Outcome::Failed {
-                        log_tail: tail(settings.log_path(&p.tag()), error),
-                    },
-                    Duration::ZERO,
-                ),
-                Outcome::Skipped { reason } => (summary::Outcome::Skipped { reason: reason.clone() }, Duration::ZERO),
-            };
-            PackageOutcome {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                hash: p.hash.clone(),
-                outcome,
-                duration,
-            }
-        })
-        .collect();
-    RunSummary {
-        stack: ctx.stack.name.clone(),
-        packages,
-    }
-}
-
-fn tail(log: PathBuf, error: &str) -> String {
-    let lines = summary::log_tail(&log, LOG_TAIL_LINES, 16 << 10).unwrap_or_default();
-    format!("{lines}\n{error}").trim_start().to_string()
 }

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 
 use super::Context;
-use crate::ci::check::{self, CheckError};
-use crate::ci::github::{self, GithubOptions};
-use crate::ci::gitlab::{self, GitlabOptions};
 use crate::cli::Generate;
+use crate::generate::check::{self, CheckError};
+use crate::generate::github::{self, GithubOptions};
+use crate::generate::gitlab::{self, GitlabOptions};
 
 /// Renders and writes (or checks) the requested CI file(s).
 pub fn run(ctx: &Context, which: &Generate) -> Result<ExitCode> {

@@ -131,7 +131,8 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
     LazyMirror::new(url, &base, mirror_options(cli))
 }
 
-/// Runs the parsed command; only commands that work on a stack load one.
+/// Runs a parsed command line; only commands that work on a stack load one. Returns the
+/// exit code of a command that ran (1 when a build failed or a check found a difference).
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Status(args) => return status::run(&cli, args),

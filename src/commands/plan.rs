@@ -7,9 +7,9 @@ use anyhow::{Context as _, Result};
 
 use super::Context;
 use crate::ci::env::GITHUB_OUTPUT;
-use crate::ci::github::{Selection, github_plan_outputs};
 use crate::ci::output::append_github_output;
 use crate::cli::PlanArgs;
+use crate::generate::github::{Selection, github_plan_outputs};
 use crate::plan::{Plan, Status};
 
 /// Computes the plan from one mirror listing and prints it (a table, or JSON with `--json`);

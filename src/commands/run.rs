@@ -4,11 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use serde::Serialize;
 
-use super::ci_report::{CiReport, run_summary};
+use super::ci_report::CiReport;
 use super::{Context, cpus, source_date_epoch};
 use crate::builder::job::BuildSettings;
-use crate::builder::schedule::{self, Outcome, RunReport};
+use crate::builder::schedule;
+use crate::builder::summary::{Outcome, PackageOutcome, RunSummary};
 use crate::cancel;
 use crate::cli::RunArgs;
 use crate::report::Reporter;
@@ -32,7 +34,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
         .count();
     ci.pending(&format!("building {to_build} package(s)"))?;
     let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));
-    let report = schedule::run(
+    let summary = schedule::run(
         &ctx.stack,
         ctx.mirror.as_ref(),
         &plan,
@@ -42,58 +44,106 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
         &reporter,
     );
     reporter.finish();
-    print_summary(ctx, &report, &settings)?;
-    ci.finish(&run_summary(ctx, &report, &settings), true)?;
-    Ok(if report.interrupted {
+    let mirror = ctx.mirror.location();
+    if ctx.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &RunJson::new(&summary, &mirror))?;
+        writeln!(out)?;
+    }
+    print_text(&summary, &mirror);
+    ci.finish(&summary, true)?;
+    Ok(if summary.interrupted {
         ExitCode::from(130)
-    } else if report.success() {
+    } else if summary.complete() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-fn print_summary(ctx: &Context, report: &RunReport, settings: &BuildSettings) -> Result<()> {
-    let (built, cached, failed, skipped) = report.counts();
-    if ctx.json {
-        let packages: Vec<serde_json::Value> = report
-            .outcomes
-            .iter()
-            .map(|(i, o)| {
-                let p = &ctx.stack.packages[*i];
-                let (outcome, detail) = match o {
-                    Outcome::Built { elapsed } => ("built", serde_json::json!(elapsed.as_secs_f64())),
-                    Outcome::Cached => ("cached", serde_json::Value::Null),
-                    Outcome::External => ("external", serde_json::Value::Null),
-                    Outcome::Failed { error } => ("failed", serde_json::json!(error)),
-                    Outcome::Skipped { reason } => ("skipped", serde_json::json!(reason)),
-                };
-                let log = matches!(o, Outcome::Failed { .. }).then(|| settings.log_path(&p.tag()).display().to_string());
-                serde_json::json!({"name": p.name, "version": p.version, "hash": p.hash, "tag": p.tag(), "outcome": outcome, "detail": detail, "log": log})
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "stack": ctx.stack.name, "mirror": ctx.mirror.location(),
-            "built": built, "cached": cached, "failed": failed, "skipped": skipped,
-            "interrupted": report.interrupted, "packages": packages,
-        });
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
-    }
-    for (i, o) in &report.outcomes {
-        if let Outcome::Failed { .. } = o {
-            eprintln!(
-                "error: `{}` failed; log: {}",
-                ctx.stack.packages[*i].tag(),
-                super::short(&settings.log_path(&ctx.stack.packages[*i].tag()))
-            );
+/// The text summary on stderr: one line per failed package with its log, then the counts.
+fn print_text(summary: &RunSummary, mirror: &str) {
+    for p in &summary.packages {
+        if let Outcome::Failed { log, .. } = &p.outcome {
+            eprintln!("error: `{}` failed; log: {}", p.tag, super::short(log));
         }
     }
-    let interrupted = if report.interrupted { " (interrupted)" } else { "" };
+    let c = summary.counts();
+    let interrupted = if summary.interrupted { " (interrupted)" } else { "" };
     eprintln!(
-        "{built} built, {cached} cached, {failed} failed, {skipped} skipped{interrupted} — mirror {}",
-        ctx.mirror.location()
+        "{} built, {} cached, {} failed, {} skipped{interrupted} — mirror {mirror}",
+        c.built, c.cached, c.failed, c.skipped
     );
-    Ok(())
+}
+
+/// `run --json`, as documented in docs/json.md.
+#[derive(Debug, Serialize)]
+struct RunJson<'a> {
+    stack: &'a str,
+    mirror: &'a str,
+    built: usize,
+    cached: usize,
+    failed: usize,
+    skipped: usize,
+    interrupted: bool,
+    packages: Vec<PackageJson<'a>>,
+}
+
+/// One package of [`RunJson`].
+#[derive(Debug, Serialize)]
+struct PackageJson<'a> {
+    name: &'a str,
+    version: &'a str,
+    hash: &'a str,
+    tag: &'a str,
+    /// built, cached, external, failed or skipped.
+    outcome: &'static str,
+    /// Seconds (built), the error (failed), the reason (skipped), else null.
+    detail: Option<Detail<'a>>,
+    /// The build log of a failed package, else null.
+    log: Option<String>,
+}
+
+/// [`PackageJson::detail`]: a number or a text.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Detail<'a> {
+    Seconds(f64),
+    Text(&'a str),
+}
+
+impl<'a> RunJson<'a> {
+    fn new(summary: &'a RunSummary, mirror: &'a str) -> RunJson<'a> {
+        let c = summary.counts();
+        RunJson {
+            stack: &summary.stack,
+            mirror,
+            built: c.built,
+            cached: c.cached,
+            failed: c.failed,
+            skipped: c.skipped,
+            interrupted: summary.interrupted,
+            packages: summary.packages.iter().map(PackageJson::new).collect(),
+        }
+    }
+}
+
+impl<'a> PackageJson<'a> {
+    fn new(p: &'a PackageOutcome) -> PackageJson<'a> {
+        let (detail, log) = match &p.outcome {
+            Outcome::Built => (Some(Detail::Seconds(p.duration.as_secs_f64())), None),
+            Outcome::Cached | Outcome::External => (None, None),
+            Outcome::Failed { error, log, .. } => (Some(Detail::Text(error)), Some(log.display().to_string())),
+            Outcome::Skipped { reason } => (Some(Detail::Text(reason)), None),
+        };
+        PackageJson {
+            name: &p.name,
+            version: &p.version,
+            hash: &p.hash,
+            tag: &p.tag,
+            outcome: p.outcome.word(),
+            detail,
+            log,
+        }
+    }
 }

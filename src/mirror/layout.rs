@@ -11,7 +11,6 @@ mod reindex;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::thread;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -19,6 +18,7 @@ use super::fs::FsStore;
 use super::store::{ObjectStore, Precondition};
 use super::{BlobSource, Mirror};
 use crate::digest::Digest;
+use crate::net::Retry;
 use crate::spec::{Descriptor, Index};
 
 const INDEX: &str = "index.json";
@@ -26,8 +26,6 @@ const LAYOUT: &str = "oci-layout";
 const LAYOUT_JSON: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// Manifests and configs are small; anything bigger is not one of ours.
 const MAX_DOCUMENT: u64 = 4 << 20;
-/// Compare-and-swap attempts before giving up on an index update.
-const MAX_ATTEMPTS: u32 = 64;
 
 /// A mirror stored as an OCI image layout in an object store.
 pub struct LayoutMirror<S> {
@@ -66,11 +64,12 @@ impl<S: ObjectStore> LayoutMirror<S> {
         }
     }
 
-    /// Applies `change` to `index.json` atomically: re-reads and retries with backoff when
-    /// another writer changed it in between. `change` returns false when there is nothing to write.
+    /// Applies `change` to `index.json` atomically: re-reads and retries under
+    /// [`Retry::INDEX_UPDATE`] when another writer changed it in between. `change` returns false when there is nothing to write.
     pub fn update_index(&self, change: impl Fn(&mut Index) -> bool) -> Result<()> {
         self.ensure_layout_file()?;
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut tries = Retry::INDEX_UPDATE.start();
+        loop {
             let (mut index, pre) = self.read_index_versioned()?;
             if !change(&mut index) {
                 return Ok(());
@@ -80,12 +79,15 @@ impl<S: ObjectStore> LayoutMirror<S> {
             if self.store.write_if(INDEX, &bytes, &pre)? {
                 return Ok(());
             }
-            thread::sleep(backoff(attempt));
+            match tries.failed(None) {
+                Ok(pause) => thread::sleep(pause),
+                Err(_) => bail!(
+                    "could not update {}/{INDEX}: it kept changing under {} attempts (too many concurrent writers?)",
+                    self.store.location(),
+                    tries.made()
+                ),
+            }
         }
-        bail!(
-            "could not update {}/{INDEX}: it kept changing under {MAX_ATTEMPTS} attempts (too many concurrent writers?)",
-            self.store.location()
-        )
     }
 
     fn ensure_layout_file(&self) -> Result<()> {
@@ -114,13 +116,6 @@ impl<S: ObjectStore> LayoutMirror<S> {
         }
         Ok(bytes)
     }
-}
-
-/// Exponential backoff with jitter: 5 ms, 10 ms, ... capped at 500 ms.
-fn backoff(attempt: u32) -> Duration {
-    let base = 5u64 << attempt.min(7);
-    let jitter = u64::from(std::process::id().wrapping_mul(2654435761).rotate_left(attempt)) % (base + 1);
-    Duration::from_millis((base + jitter).min(500))
 }
 
 impl LayoutMirror<FsStore> {

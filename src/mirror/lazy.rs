@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use super::open::{MirrorOptions, open};
 use super::{BlobSource, Mirror};
 use crate::digest::Digest;
-use crate::redact;
+use crate::net::redact;
 
 /// A [`Mirror`] that opens the backend for its URL on the first call that needs it.
 pub struct LazyMirror {

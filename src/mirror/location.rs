@@ -5,7 +5,7 @@
 //! `oci+http://HOST/REPO:TAG`, `oci-layout:DIR[:TAG]`, `docker-archive:FILE[:NAME[:TAG]]`.
 //! The scheme is dispatched here once; the registry grammar is [`Reference::parse`]'s and
 //! the bucket grammar the S3 store's. A URL with credentials in it is refused, naming where
-//! they go instead, and is only ever shown masked ([`crate::redact`]).
+//! they go instead, and is only ever shown masked ([`crate::net::redact`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 use super::oci::{Reference, Target};
-use crate::redact;
+use crate::net::redact;
 
 /// A parsed mirror URL or image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,13 @@
 //! Checksums are computed and validated only when an operation requires them, which
 //! S3-compatible stores accept.
 //!
-//! The store is synchronous: it owns a multi-thread tokio runtime and blocks on it. Any
+//! The store is synchronous: it blocks on the shared runtime ([`crate::net::runtime`]). Any
 //! number of std threads may call one store at once; calling it from inside an async
 //! runtime is refused with an error (it would otherwise panic).
+//!
+//! Retries are the SDK's own (standard mode: it classifies throttling and transient errors,
+//! jitters, honours `x-amz-retry-after` and keeps a retry quota), with the attempts and
+//! delays of [`S3Options::retry`], so one [`Retry`] policy states the numbers everywhere.
 
 mod error;
 mod multipart;
@@ -26,13 +30,14 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use tokio::runtime::Runtime;
 
 use self::error::{Kind, Target};
 use super::source::{BlobSource, local_file};
 use super::store::{Listed, ObjectStore, Precondition, Version};
+use crate::net::{self, Retry};
 
 /// The smallest part S3 accepts in a multipart upload (all parts but the last).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -59,6 +64,9 @@ pub struct S3Options {
     pub part_size: u64,
     /// Parts uploaded in parallel per file (default 4); each part streams from the file.
     pub jobs: usize,
+    /// Attempts and backoff of the SDK's retries (default [`Retry::HTTP`]: 6 attempts,
+    /// 200 ms doubling to at most 60 s; the SDK applies its own jitter).
+    pub retry: Retry,
 }
 
 impl Default for S3Options {
@@ -69,6 +77,7 @@ impl Default for S3Options {
             path_style: None,
             part_size: 16 * 1024 * 1024,
             jobs: 4,
+            retry: Retry::HTTP,
         }
     }
 }
@@ -85,6 +94,7 @@ impl S3Options {
         if self.jobs == 0 {
             bail!("S3 parallel parts must be at least 1");
         }
+        self.retry.validate().context("S3 retries")?;
         if let Some(endpoint) = &self.endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
@@ -103,7 +113,6 @@ impl S3Options {
 /// An S3 bucket (and key prefix) holding an OCI image layout; see the module docs.
 pub struct S3Store {
     client: Client,
-    runtime: Arc<Runtime>,
     target: Arc<Target>,
     part_size: u64,
     jobs: usize,
@@ -127,13 +136,6 @@ impl S3Store {
     pub fn new(url: &str, opts: &S3Options) -> Result<S3Store> {
         let (bucket, prefix) = parse_url(url)?;
         opts.validate()?;
-        refuse_async_context()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("stackci-s3")
-            .enable_all()
-            .build()
-            .context("starting the S3 client runtime")?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
@@ -143,7 +145,7 @@ impl S3Store {
         if let Some(region) = &opts.region {
             loader = loader.region(Region::new(region.clone()));
         }
-        let shared = runtime.block_on(loader.load());
+        let shared = net::runtime::block_on(loader.load())?;
         let endpoint = shared.endpoint_url().map(str::to_owned);
         if let Some(endpoint) = &endpoint {
             refuse_credentials(endpoint)?;
@@ -154,10 +156,15 @@ impl S3Store {
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .region(Region::new(region.clone()))
             .force_path_style(opts.path_style.unwrap_or(endpoint.is_some()))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(opts.retry.attempts)
+                    .with_initial_backoff(opts.retry.base_delay)
+                    .with_max_backoff(opts.retry.max_delay),
+            )
             .build();
         Ok(S3Store {
             client: Client::from_conf(config),
-            runtime: Arc::new(runtime),
             target: Arc::new(Target {
                 bucket,
                 prefix,
@@ -178,10 +185,9 @@ impl S3Store {
         }
     }
 
-    /// Runs `fut` on the store's runtime from the calling (non-async) thread.
+    /// Runs `fut` on the shared runtime from the calling (non-async) thread.
     fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
-        refuse_async_context()?;
-        Ok(self.runtime.block_on(fut))
+        Ok(net::runtime::block_on(fut)?)
     }
 
     /// Stores a file in one PutObject, streamed from disk.
@@ -206,22 +212,14 @@ impl S3Store {
     }
 }
 
-/// Refuses to block inside an async runtime, where `block_on` would panic.
-fn refuse_async_context() -> Result<()> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        bail!("the S3 store is synchronous: call it from a plain thread, not from an async task");
-    }
-    Ok(())
-}
-
 /// Refuses an endpoint URL with `user:password@` in it (the SDK would not use them, and
 /// they would end up wherever the endpoint is shown).
 fn refuse_credentials(endpoint: &str) -> Result<()> {
-    if crate::redact::userinfo(endpoint).is_some() {
+    if crate::net::redact::userinfo(endpoint).is_some() {
         bail!(
             "the S3 endpoint `{}` carries credentials: {}",
             error::redact_endpoint(endpoint),
-            crate::redact::S3_HINT
+            crate::net::redact::S3_HINT
         );
     }
     Ok(())
@@ -229,9 +227,12 @@ fn refuse_credentials(endpoint: &str) -> Result<()> {
 
 /// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix without surrounding slashes.
 pub(crate) fn parse_url(url: &str) -> Result<(String, String)> {
-    let shown = crate::redact::url(url);
-    if crate::redact::userinfo(url).is_some() {
-        bail!("the S3 URL `{shown}` carries credentials: {}", crate::redact::S3_HINT);
+    let shown = crate::net::redact::url(url);
+    if crate::net::redact::userinfo(url).is_some() {
+        bail!(
+            "the S3 URL `{shown}` carries credentials: {}",
+            crate::net::redact::S3_HINT
+        );
     }
     let rest = url
         .strip_prefix("s3://")
@@ -280,10 +281,9 @@ impl ObjectStore for S3Store {
         let get = self.client.get_object().bucket(&self.target.bucket).key(&key);
         match self.block_on(get.send())? {
             Ok(out) => Ok(Some(Box::new(reader::BodyReader::spawn(
-                Arc::clone(&self.runtime),
                 out.body,
                 self.target.url(&key),
-            )))),
+            )?))),
             Err(e) if error::kind(&e) == Kind::NotFound => Ok(None),
             Err(e) => Err(self.target.describe(e, "reading", &key)),
         }

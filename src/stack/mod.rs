@@ -10,6 +10,7 @@ pub mod duration;
 mod error;
 pub mod hash;
 mod model;
+pub mod settings;
 mod spack;
 pub mod tree;
 mod yaml;

@@ -42,9 +42,9 @@ pub struct Stack {
     /// The `images:` section.
     pub images: BTreeMap<String, ImageSpec>,
     /// The `status:` section (where commit statuses go).
-    pub status: crate::ci::status::StatusConfig,
+    pub status: super::settings::StatusConfig,
     /// The `ci:` section (settings of the generated pipelines).
-    pub ci: crate::ci::settings::CiSettings,
+    pub ci: super::settings::CiSettings,
 }
 
 /// One package of a stack.

@@ -74,9 +74,9 @@ struct RawStack {
     #[serde(default)]
     images: Entries<RawImage>,
     #[serde(default)]
-    status: crate::ci::status::StatusConfig,
+    status: super::settings::StatusConfig,
     #[serde(default)]
-    ci: crate::ci::settings::CiSettings,
+    ci: super::settings::CiSettings,
 }
 
 /// One entry of `packages:`.

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stackci::ci::github::{GithubOptions, github_workflow};
-use stackci::ci::gitlab::{GitlabOptions, gitlab_pipeline};
-use stackci::ci::settings::{CiSettings, GithubSettings, GitlabSettings};
 use stackci::digest::Digest;
+use stackci::generate::github::{GithubOptions, github_workflow};
+use stackci::generate::gitlab::{GitlabOptions, gitlab_pipeline};
 use stackci::plan::Plan;
+use stackci::stack::settings::{CiSettings, GithubSettings, GitlabSettings};
 use stackci::stack::{Dep, DepKind, ImageSpec, Package, Recipe, Stack, StackKind};
 
 fn root() -> PathBuf {
@@ -566,7 +566,7 @@ fn example_workflow_is_up_to_date() {
     if std::env::var_os("STACKCI_UPDATE_WORKFLOWS").is_some() {
         std::fs::write(&path, &rendered).unwrap();
     }
-    if let Err(e) = stackci::ci::check::check(&path, &rendered, &opts.regenerate_command()) {
+    if let Err(e) = stackci::generate::check::check(&path, &rendered, &opts.regenerate_command()) {
         panic!("{e}\n(or STACKCI_UPDATE_WORKFLOWS=1 cargo test --test it ci_generate::example_workflow)");
     }
 }

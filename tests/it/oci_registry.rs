@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use stackci::digest::{Digest, Hasher, VerifyingReader};
 use stackci::mirror::oci::{
-    BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, Secret, UploadStart, lookup_credentials,
+    BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, UploadStart, lookup_credentials,
 };
 use stackci::mirror::{FileSource, Mirror};
+use stackci::net::{Retry, Secret};
 use stackci::spec::DOCKER_MANIFEST_MEDIA_TYPE;
 use stackci::spec::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
@@ -50,9 +51,11 @@ fn pairs(blobs: &[BlobFile]) -> Vec<(Digest, FileSource)> {
 /// Options for tests: quick retries so failures show fast.
 fn opts() -> ClientOptions {
     ClientOptions {
-        retries: 3,
-        retry_base_delay: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(500),
+        retry: Retry {
+            attempts: 4,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(500),
+        },
         ..Default::default()
     }
 }
@@ -1082,7 +1085,13 @@ fn twenty_percent_faults_push_twenty_blobs_and_manifests_correctly() {
             _ => Action::Drop,
         }
     });
-    let opts = ClientOptions { retries: 10, ..opts() };
+    let opts = ClientOptions {
+        retry: Retry {
+            attempts: 11,
+            ..opts().retry
+        },
+        ..opts()
+    };
     let mirror = RegistryMirror::new(&format!("oci+http://{}/faults", proxy.host()), &opts).unwrap();
     let config = bytes_blob(tmp.path(), "config", b"{}");
     let mut blobs: Vec<BlobFile> = (0..20)
@@ -1191,7 +1200,10 @@ fn registry_killed_mid_push_fails_clearly_and_a_rerun_completes() {
     let mirror = RegistryMirror::new(
         &url,
         &ClientOptions {
-            retries: 2,
+            retry: Retry {
+                attempts: 3,
+                ..opts().retry
+            },
             jobs: 2,
             ..opts()
         },
@@ -1250,7 +1262,13 @@ fn connection_refused_names_the_url() {
         .port();
     let mirror = RegistryMirror::new(
         &format!("oci+http://127.0.0.1:{port}/nobody"),
-        &ClientOptions { retries: 1, ..opts() },
+        &ClientOptions {
+            retry: Retry {
+                attempts: 2,
+                ..opts().retry
+            },
+            ..opts()
+        },
     )
     .unwrap();
     let err = mirror.list_tags().unwrap_err();
@@ -1261,4 +1279,74 @@ fn connection_refused_names_the_url() {
         )),
         "{text}"
     );
+}
+
+/// The shared retry policy on registry requests: a `Retry-After` HTTP date is waited out,
+/// and a `Retry-After` beyond the policy's cap ends the retries at once (one request).
+#[test]
+fn retry_after_dates_are_honoured_and_waits_beyond_the_cap_end_the_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = Peer::start(&tmp.path().join("reg"), false);
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let answer = Arc::new(Mutex::new(String::new()));
+    let asked = Arc::clone(&answer);
+    let proxy = Proxy::start(peer.host(), move |_: &RequestHead| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        match asked.lock().unwrap().as_str() {
+            "" => Action::Forward,
+            retry_after => Action::Respond {
+                status: 503,
+                headers: vec![("Retry-After".into(), retry_after.to_string())],
+                body: vec![],
+            },
+        }
+    });
+    let opts = ClientOptions {
+        retry: Retry {
+            attempts: 3,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(5),
+        },
+        ..opts()
+    };
+    let mirror = RegistryMirror::new(&format!("oci+http://{}/waits", proxy.host()), &opts).unwrap();
+
+    // An HTTP date about 2 s ahead (whole seconds, so the wait is 1 to 2 s), answered once.
+    *answer.lock().unwrap() = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    let unanswered = Arc::clone(&answer);
+    let clear = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        unanswered.lock().unwrap().clear();
+    });
+    let start = std::time::Instant::now();
+    mirror.block_on(mirror.client().ping()).unwrap();
+    clear.join().unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the date was not waited for: {waited:?}"
+    );
+    assert!(requests.load(Ordering::SeqCst) >= 2);
+
+    requests.store(0, Ordering::SeqCst);
+    *answer.lock().unwrap() = "3600".into();
+    let start = std::time::Instant::now();
+    let err = mirror.block_on(mirror.client().ping()).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "an hour-long wait was sat out"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "no retry sooner than asked");
+    assert!(error_text(&err).contains("503"), "{}", error_text(&err));
+}
+
+#[test]
+fn the_mirror_refuses_to_block_inside_an_async_runtime() {
+    let mirror = RegistryMirror::new("oci+http://127.0.0.1:9/any", &opts()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = runtime
+        .block_on(async { mirror.list_tags() })
+        .expect_err("blocking inside a runtime is refused");
+    assert!(error_text(&err).contains("synchronous"), "{}", error_text(&err));
 }

@@ -189,6 +189,45 @@ fn failure_skips_dependents_and_keeps_building_the_rest() {
     );
 }
 
+/// `run --json` is the shape docs/json.md documents: one run with every outcome but
+/// `external` (cached, built, failed, skipped). Temporary paths, hashes and build times
+/// vary from run to run and are filtered.
+#[test]
+fn run_json_is_pinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stack = write_stack(
+        &tmp.path().join("s"),
+        &tmp.path().join("store"),
+        &[
+            ("early", &[], "touch \"$PREFIX/early\""),
+            ("bad", &[], "echo about to fail\nexit 3"),
+            ("needsbad", &["bad"], "touch \"$PREFIX/x\""),
+            ("good", &["early"], "touch \"$PREFIX/good\""),
+        ],
+    );
+    ok(stackci().arg("--stack").arg(&stack).args(["run", "early"]));
+    let out = output(stackci().arg("--stack").arg(&stack).args(["run", "--json"]));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut hashes = Vec::new();
+    for p in v["packages"].as_array_mut().unwrap() {
+        hashes.push((
+            p["hash"].as_str().unwrap().to_string(),
+            format!("[HASH:{}]", p["name"].as_str().unwrap()),
+        ));
+        if p["outcome"] == "built" {
+            assert!(p["detail"].as_f64().unwrap() > 0.0, "{p}");
+            p["detail"] = "[SECONDS]".into();
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&v).unwrap();
+    for (hash, name) in hashes {
+        text = text.replace(&hash, &name);
+    }
+    let text = text.replace(&tmp.path().display().to_string(), "[TMP]");
+    insta::assert_snapshot!(text);
+}
+
 #[test]
 fn recipes_get_a_clean_environment() {
     let tmp = tempfile::tempdir().unwrap();

@@ -13,10 +13,11 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use stackci::ci::env::{self, Token, Vars};
+use stackci::builder::summary::{Outcome, PackageOutcome, RunSummary};
+use stackci::ci::env::{self, Vars};
 use stackci::ci::output::{self, Flavor};
-use stackci::ci::status::{self, Retry, State, Status, StatusError, StatusOptions, StatusReporter};
-use stackci::ci::summary::{Outcome, PackageOutcome, RunSummary};
+use stackci::ci::status::{self, State, Status, StatusError, StatusOptions, StatusReporter};
+use stackci::net::{Retry, Secret};
 
 use apis::{check_gitlab, check_openapi, ghes_spec, github_spec, gitlab_fixture};
 use server::{Recorded, Reply, StandIn};
@@ -129,12 +130,22 @@ fn assert_valid_gitlab(req: &Recorded) {
 }
 
 fn pkg(name: &str, outcome: Outcome, secs: u64) -> PackageOutcome {
+    let hash = format!("{name}hash0123456789abcdefghijklmn")[..32].to_string();
     PackageOutcome {
         name: name.into(),
         version: "1.0".into(),
-        hash: format!("{name}hash0123456789abcdefghijklmn")[..32].to_string(),
+        tag: format!("{name}-1.0-{hash}"),
+        hash,
         outcome,
         duration: Duration::from_secs(secs),
+    }
+}
+
+fn failed(log_tail: &str) -> Outcome {
+    Outcome::Failed {
+        error: log_tail.lines().last().unwrap_or_default().into(),
+        log: "build.log".into(),
+        log_tail: log_tail.into(),
     }
 }
 
@@ -146,10 +157,9 @@ fn sample_summary() -> RunSummary {
             pkg("cmake", Outcome::Cached, 0),
             pkg(
                 "hello",
-                Outcome::Failed {
-                    log_tail: "cc -c hello.c\n\x1b[1;31merror:\x1b[0m <stdio.h> & \"quotes\" 'x' \u{0}\u{7}\u{fffe} ✓ ```\nmake: *** [all] Error 1"
-                        .into(),
-                },
+                failed(
+                    "cc -c hello.c\n\x1b[1;31merror:\x1b[0m <stdio.h> & \"quotes\" 'x' \u{0}\u{7}\u{fffe} ✓ ```\nmake: *** [all] Error 1",
+                ),
                 3,
             ),
             pkg(
@@ -161,6 +171,7 @@ fn sample_summary() -> RunSummary {
             ),
             pkg("glibc", Outcome::External, 0),
         ],
+        interrupted: false,
     }
 }
 
@@ -525,6 +536,35 @@ fn rate_limits_and_server_errors_are_retried() {
 }
 
 #[test]
+fn retry_after_dates_are_honoured() {
+    let gl = gitlab_stand_in();
+    let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    gl.script([Reply::new(503, "").header("Retry-After", &soon)]);
+    let r = reporter(&gitlab_vars(&format!("{}/api/v4", gl.url()), &[]), &quick());
+    let start = std::time::Instant::now();
+    r.post(&Status::new(State::Running, "stackci/demo")).unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the date was not waited for: {waited:?}"
+    );
+    assert_eq!(gl.requests().len(), 2);
+}
+
+#[test]
+fn posting_from_inside_an_async_runtime_fails_without_a_request() {
+    let gh = github_stand_in();
+    let r = reporter(&github_vars(&gh.url(), &[]), &quick());
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let err = runtime
+        .block_on(async { r.post(&Status::new(State::Running, "stackci/demo")) })
+        .unwrap_err();
+    assert!(matches!(err, StatusError::NotSent { .. }), "{err:?}");
+    assert!(err.to_string().contains("synchronous"), "{err}");
+    assert!(gh.requests().is_empty());
+}
+
+#[test]
 fn long_descriptions_and_urls_are_cut_to_the_api_limits() {
     let long: String = "ü".repeat(300);
     let long_url = format!("https://example.com/{}", "x".repeat(300));
@@ -665,8 +705,8 @@ fn leak_scenarios() -> Vec<String> {
     let vars = github_vars(&gh.url(), &[]);
     texts.push(format!(
         "{vars:?} {:?} {}",
-        Token::new(GITHUB_TOKEN),
-        Token::new(GITHUB_TOKEN)
+        Secret::new(GITHUB_TOKEN),
+        Secret::new(GITHUB_TOKEN)
     ));
     texts
 }
@@ -796,13 +836,7 @@ fn step_summary_and_outputs_land_in_the_github_files() {
         (env::GITHUB_OUTPUT, output_file.to_str().unwrap()),
     ]);
     let mut s = sample_summary();
-    s.packages.push(pkg(
-        "tools",
-        Outcome::Failed {
-            log_tail: "ld: cannot find -lz".into(),
-        },
-        1,
-    ));
+    s.packages.push(pkg("tools", failed("ld: cannot find -lz"), 1));
     output::publish_github(&vars, &s).unwrap();
     // Outside GitHub Actions nothing is written.
     output::publish_github(&Vars::default(), &s).unwrap();

@@ -13,10 +13,11 @@ use reqwest::header::{ACCEPT, HeaderName};
 use serde::Serialize;
 
 use super::{
-    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, chain, check_sha, retry_after, runtime,
-    truncate_chars, with_retries,
+    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, block_on, chain, check_sha, truncate_chars,
+    with_retries,
 };
-use crate::ci::env::Token;
+use crate::net::retry::{self, Retry};
+use crate::net::{Secret, runtime};
 
 /// GitHub's limit on a status description, in characters.
 pub const DESCRIPTION_MAX: usize = 140;
@@ -39,10 +40,9 @@ pub struct GitHubReporter {
     target: GitHubTarget,
     owner: String,
     repo: String,
-    token: Token,
-    retry: super::Retry,
+    token: Secret,
+    retry: Retry,
     crab: Octocrab,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl fmt::Debug for GitHubReporter {
@@ -68,31 +68,30 @@ struct Body<'a> {
 impl GitHubReporter {
     /// A reporter for `target`, authenticating with `token` (sent as a Bearer header, to
     /// the API host only).
-    pub fn new(target: GitHubTarget, token: Token, opts: &StatusOptions) -> anyhow::Result<GitHubReporter> {
+    pub fn new(target: GitHubTarget, token: Secret, opts: &StatusOptions) -> anyhow::Result<GitHubReporter> {
         let (owner, repo) = split_repository(&target.repository)?;
         let (owner, repo) = (owner.to_string(), repo.to_string());
         check_sha(&target.sha).context("GitHub commit status")?;
-        let runtime = runtime()?;
+        opts.retry.validate().context("GitHub commit status")?;
         let http = reqwest::Client::builder()
             .timeout(opts.request_timeout())
             .build()
             .context("setting up the HTTP client for GitHub")?;
         let api_url = target.api_url.clone();
         // Octocrab's service stack spawns a worker task: build it inside the runtime.
-        let crab = runtime
-            .block_on(async {
-                Octocrab::builder()
-                    .base_uri(api_url.as_str())?
-                    .personal_token(token.expose().to_string())
-                    .add_header(ACCEPT, "application/vnd.github+json".to_string())
-                    .add_header(
-                        HeaderName::from_static("x-github-api-version"),
-                        "2022-11-28".to_string(),
-                    )
-                    .build_with_reqwest(http)
-            })
-            .map_err(|e| anyhow::anyhow!(chain(&e, &token)))
-            .with_context(|| format!("setting up the GitHub client for {}", target.api_url))?;
+        let crab = runtime::block_on(async {
+            Octocrab::builder()
+                .base_uri(api_url.as_str())?
+                .personal_token(token.expose().to_string())
+                .add_header(ACCEPT, "application/vnd.github+json".to_string())
+                .add_header(
+                    HeaderName::from_static("x-github-api-version"),
+                    "2022-11-28".to_string(),
+                )
+                .build_with_reqwest(http)
+        })?
+        .map_err(|e| anyhow::anyhow!(chain(&e, &token)))
+        .with_context(|| format!("setting up the GitHub client for {}", target.api_url))?;
         Ok(GitHubReporter {
             target,
             owner,
@@ -100,30 +99,29 @@ impl GitHubReporter {
             token,
             retry: opts.retry,
             crab,
-            runtime,
         })
     }
 
     /// One request; `Err` is a transport error (scrubbed).
     fn attempt(&self, route: &str, body: &Body<'_>) -> Result<Verdict, String> {
-        let answer = self
-            .runtime
-            .block_on(async {
-                let resp = self.crab._post(route, Some(body)).await?;
-                let code = resp.status().as_u16();
-                let header = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let retry_after = retry_after(header("retry-after").as_deref());
-                let remaining = header("x-ratelimit-remaining");
-                let reset = header("x-ratelimit-reset");
-                let text = self.crab.body_to_string(resp).await?;
-                Ok::<_, octocrab::Error>((code, retry_after, remaining, reset, text))
-            })
-            .map_err(|e| chain(&e, &self.token))?;
+        let answer = match block_on(|| self.destination(), async {
+            let resp = self.crab._post(route, Some(body)).await?;
+            let code = resp.status().as_u16();
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let retry_after = header("retry-after").and_then(|v| retry::parse_retry_after(&v, SystemTime::now()));
+            let remaining = header("x-ratelimit-remaining");
+            let reset = header("x-ratelimit-reset");
+            let text = self.crab.body_to_string(resp).await?;
+            Ok::<_, octocrab::Error>((code, retry_after, remaining, reset, text))
+        }) {
+            Ok(answer) => answer.map_err(|e| chain(&e, &self.token))?,
+            Err(not_sent) => return Ok(Verdict::Fail(not_sent)),
+        };
         let (code, retry_after, remaining, reset, text) = answer;
         let answer = Answer {
             code,
@@ -146,10 +144,12 @@ impl GitHubReporter {
                 && (limit_spent || a.retry_after.is_some() || message.to_ascii_lowercase().contains("rate limit")));
         match a.code {
             200..=299 => Verdict::Done,
-            _ if rate_limited || a.code >= 500 => Verdict::Retry {
-                hint: a.retry_after,
-                reason: format!("GitHub answered {}: {message}", a.code),
-            },
+            _ if rate_limited || reqwest::StatusCode::from_u16(a.code).is_ok_and(retry::retryable_status) => {
+                Verdict::Retry {
+                    hint: a.retry_after,
+                    reason: format!("GitHub answered {}: {message}", a.code),
+                }
+            }
             401 => Verdict::Fail(StatusError::Permission {
                 service: "GitHub",
                 destination,

@@ -7,14 +7,14 @@
 use std::fmt;
 
 use anyhow::Context;
-use reqwest::header::{HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 
 use super::{
-    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, chain, check_sha, retry_after, runtime,
-    truncate_chars, with_retries,
+    Answer, Status, StatusError, StatusOptions, StatusReporter, Verdict, block_on, chain, check_sha, truncate_chars,
+    with_retries,
 };
-use crate::ci::env::Token;
+use crate::net::Secret;
+use crate::net::retry::{self, Retry};
 
 /// GitLab's limit on `description`, `target_url` and `ref`, in characters.
 pub const FIELD_MAX: usize = 255;
@@ -39,10 +39,9 @@ pub struct GitLabTarget {
 pub struct GitLabReporter {
     target: GitLabTarget,
     url: String,
-    token: Token,
-    retry: super::Retry,
+    token: Secret,
+    retry: Retry,
     http: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl fmt::Debug for GitLabReporter {
@@ -69,8 +68,9 @@ struct Body<'a> {
 
 impl GitLabReporter {
     /// A reporter for `target`, authenticating with `token` in the `PRIVATE-TOKEN` header.
-    pub fn new(target: GitLabTarget, token: Token, opts: &StatusOptions) -> anyhow::Result<GitLabReporter> {
+    pub fn new(target: GitLabTarget, token: Secret, opts: &StatusOptions) -> anyhow::Result<GitLabReporter> {
         check_sha(&target.sha).context("GitLab commit status")?;
+        opts.retry.validate().context("GitLab commit status")?;
         let url = format!(
             "{}/projects/{}/statuses/{}",
             target.api_url.trim_end_matches('/'),
@@ -89,31 +89,32 @@ impl GitLabReporter {
             token,
             retry: opts.retry,
             http,
-            runtime: runtime()?,
         })
     }
 
     /// One request; `Err` is a transport error (scrubbed).
     fn attempt(&self, body: &Body<'_>) -> Result<Verdict, String> {
-        let mut secret = HeaderValue::from_str(self.token.expose())
-            .map_err(|_| "the GitLab token contains characters not allowed in a header".to_string())?;
-        secret.set_sensitive(true);
-        let (code, retry_after, text) = self
-            .runtime
-            .block_on(async {
-                let resp = self
-                    .http
-                    .post(&self.url)
-                    .header("PRIVATE-TOKEN", secret)
-                    .json(body)
-                    .send()
-                    .await?;
-                let code = resp.status().as_u16();
-                let retry = retry_after(resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
-                let text = resp.text().await?;
-                Ok::<_, reqwest::Error>((code, retry, text))
-            })
-            .map_err(|e| chain(&e, &self.token))?;
+        let secret = self
+            .token
+            .header("")
+            .ok_or_else(|| "the GitLab token contains characters not allowed in a header".to_string())?;
+        let answer = block_on(|| self.destination(), async {
+            let resp = self
+                .http
+                .post(&self.url)
+                .header("PRIVATE-TOKEN", secret)
+                .json(body)
+                .send()
+                .await?;
+            let code = resp.status().as_u16();
+            let retry = retry::retry_after(resp.headers());
+            let text = resp.text().await?;
+            Ok::<_, reqwest::Error>((code, retry, text))
+        });
+        let (code, retry_after, text) = match answer {
+            Ok(answer) => answer.map_err(|e| chain(&e, &self.token))?,
+            Err(not_sent) => return Ok(Verdict::Fail(not_sent)),
+        };
         let answer = Answer {
             code,
             retry_after,
@@ -131,7 +132,7 @@ impl GitLabReporter {
         match a.code {
             200..=299 => Verdict::Done,
             400 | 409 | 422 if already_in_state(&message) => Verdict::Done,
-            429 | 500..=599 => Verdict::Retry {
+            code if reqwest::StatusCode::from_u16(code).is_ok_and(retry::retryable_status) => Verdict::Retry {
                 hint: a.retry_after,
                 reason: format!("GitLab answered {}: {message}", a.code),
             },

@@ -1,15 +1,16 @@
 //! Commit statuses on GitHub and GitLab behind one [`StatusReporter`] trait, picked from the
 //! CI environment by [`from_env`].
 //!
-//! The API is synchronous: each reporter owns a small current-thread tokio runtime and blocks
-//! on it, so it must not be called from inside an async runtime. Retryable answers (429,
-//! 5xx, GitHub's rate-limit 403s, network errors) are retried with exponential backoff
-//! (honouring `Retry-After`); 401/403/404 give an error that names the permission the token
+//! The API is synchronous: reporters block on the shared runtime ([`crate::net::runtime`]),
+//! so they must not be called from inside an async task (posting then fails with
+//! [`StatusError::NotSent`]). Retryable answers (408, 429, 5xx, GitHub's rate-limit 403s,
+//! network errors) are retried under [`StatusOptions::retry`] (backoff with jitter,
+//! `Retry-After` honoured); 401/403/404 give an error that names the permission the token
 //! lacks. A status is never worth failing a build for unless the user asks: [`report`] and
 //! [`post_summary`] turn errors into warnings unless `strict`.
 //!
 //! No token ever appears in an error, a message or a `Debug` output: tokens are
-//! [`Token`]s, and every text that comes back from a server or the HTTP stack is scrubbed.
+//! [`Secret`]s, and every text that comes back from a server or the HTTP stack is scrubbed.
 
 mod github;
 mod gitlab;
@@ -19,13 +20,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 
 pub use github::{GitHubReporter, GitHubTarget};
 pub use gitlab::{GitLabReporter, GitLabTarget};
 
-use crate::ci::env::{self, Ci, Token, Vars};
-use crate::ci::summary::{Outcome, RunSummary};
+use crate::builder::summary::{Outcome, RunSummary};
+use crate::ci::env::{self, Ci, Vars};
+use crate::net::Secret;
+use crate::net::retry::{GiveUp, Retry};
+use crate::net::runtime::RuntimeError;
 
 /// A commit status state, as `stackci status STATE` takes it.
 ///
@@ -208,7 +211,17 @@ pub enum StatusError {
         /// The server's message, scrubbed of the token.
         message: String,
     },
-    /// Retryable failures (rate limits, 5xx, network errors) outlasted every attempt.
+    /// The request could not be made at all: called from inside an async task, or the
+    /// network runtime could not start.
+    #[error("cannot post a commit status to {destination}: {reason}")]
+    NotSent {
+        /// See [`StatusReporter::destination`].
+        destination: String,
+        /// Why.
+        reason: RuntimeError,
+    },
+    /// Retryable failures (rate limits, 5xx, network errors) outlasted every attempt, or
+    /// the server asked to wait longer than the retry policy's cap.
     #[error("posting a commit status to {destination} failed after {attempts} attempt(s); last error: {last}")]
     GaveUp {
         /// See [`StatusReporter::destination`].
@@ -220,59 +233,33 @@ pub enum StatusError {
     },
 }
 
-/// How retryable failures are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// Requests made at most, including the first (default 5).
-    pub attempts: u32,
-    /// Wait before the second request; doubled for each further one (default 1 s).
-    pub base_delay: Duration,
-    /// Longest wait; a server asking for more (e.g. a rate limit resetting in 20 minutes)
-    /// ends the retries at once (default 60 s).
-    pub max_delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Retry {
-        Retry {
-            attempts: 5,
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Retry {
-    /// The wait after failed attempt number `attempt` (1-based) when the server gave no hint.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << (attempt.saturating_sub(1)).min(16);
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
-    }
-}
-
-/// The stack file's `status:` section (`status: { github: OWNER/REPO }`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusConfig {
-    /// Post statuses to this GitHub repository even when running elsewhere (GitLab CI
-    /// "CI/CD for external repository"); same as `--github-repo`.
-    pub github: Option<String>,
-}
-
 /// How [`from_env`] picks and sets up a reporter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusOptions {
     /// `--token-env NAME`: read the token from this variable instead of `GITHUB_TOKEN`
     /// (GitHub) or `STACKCI_GITLAB_TOKEN`/`GITLAB_TOKEN` (GitLab).
     pub token_env: Option<String>,
-    /// `--github-repo OWNER/REPO` (or [`StatusConfig::github`]): post to this GitHub
+    /// `--github-repo OWNER/REPO` (or the stack's
+    /// [`StatusConfig::github`](crate::stack::settings::StatusConfig::github)): post to this GitHub
     /// repository, on the commit the current CI builds, with `GITHUB_TOKEN`; run inside
     /// GitLab CI, the target URL is the GitLab pipeline.
     pub github_repo: Option<String>,
-    /// Retry policy.
+    /// How retryable failures are retried; default [`Retry::STATUS`] (5 attempts, 1 s
+    /// doubling to at most 60 s; a `Retry-After` beyond 60 s ends the retries at once).
     pub retry: Retry,
     /// Per-request timeout; `None` means 30 s.
     pub timeout: Option<Duration>,
+}
+
+impl Default for StatusOptions {
+    fn default() -> StatusOptions {
+        StatusOptions {
+            token_env: None,
+            github_repo: None,
+            retry: Retry::STATUS,
+            timeout: None,
+        }
+    }
 }
 
 impl StatusOptions {
@@ -360,7 +347,7 @@ pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box
 }
 
 /// The token from `--token-env NAME` or the first of `defaults` that is set.
-fn token(vars: &Vars, opts: &StatusOptions, defaults: &[&str], service: &str) -> anyhow::Result<Token> {
+fn token(vars: &Vars, opts: &StatusOptions, defaults: &[&str], service: &str) -> anyhow::Result<Secret> {
     if let Some(name) = &opts.token_env {
         return match vars.token(&[name.as_str()]) {
             Some((t, _)) => Ok(t),
@@ -493,18 +480,11 @@ pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     out
 }
 
-/// The current-thread runtime a reporter blocks on.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime for commit status requests")
-}
-
 /// One HTTP answer, reduced to what the retry and error logic need.
 struct Answer {
     code: u16,
-    /// `Retry-After` in seconds, when given.
+    /// How long the server asks to wait before a retry (`Retry-After`, or GitHub's rate
+    /// limit reset), when it says.
     retry_after: Option<Duration>,
     /// Body text, already scrubbed of the token.
     body: String,
@@ -540,15 +520,14 @@ enum Verdict {
     Fail(StatusError),
 }
 
-/// Runs `attempt` until it is done, fails for good, or the retry budget is spent.
+/// Runs `attempt` until it is done, fails for good, or `retry` says to stop.
 /// `attempt` returns `Err(text)` for transport errors (retried), text already scrubbed.
 fn with_retries(
     retry: &Retry,
     destination: &str,
     mut attempt: impl FnMut() -> Result<Verdict, String>,
 ) -> Result<(), StatusError> {
-    let attempts = retry.attempts.max(1);
-    let mut n = 1;
+    let mut tries = retry.start();
     loop {
         let (hint, last) = match attempt() {
             Ok(Verdict::Done) => return Ok(()),
@@ -556,29 +535,33 @@ fn with_retries(
             Ok(Verdict::Retry { hint, reason }) => (hint, reason),
             Err(transport) => (None, transport),
         };
-        let gave_up = |last: String| StatusError::GaveUp {
-            destination: destination.to_string(),
-            attempts: n,
-            last,
-        };
-        if n == attempts {
-            return Err(gave_up(last));
+        match tries.failed(hint) {
+            Ok(wait) => std::thread::sleep(wait),
+            Err(stop) => {
+                return Err(StatusError::GaveUp {
+                    destination: destination.to_string(),
+                    attempts: tries.made(),
+                    last: match stop {
+                        GiveUp::Exhausted { .. } => last,
+                        GiveUp::TooLong { .. } => format!("{last}; {stop}"),
+                    },
+                });
+            }
         }
-        let wait = hint.unwrap_or_else(|| retry.backoff(n));
-        if wait > retry.max_delay {
-            return Err(gave_up(format!(
-                "{last}; the server asks to wait {} s, more than the {} s limit",
-                wait.as_secs(),
-                retry.max_delay.as_secs()
-            )));
-        }
-        std::thread::sleep(wait);
-        n += 1;
     }
 }
 
+/// Runs one request on the shared runtime; a request that cannot run at all is
+/// [`StatusError::NotSent`] (never retried).
+fn block_on<F: std::future::Future>(destination: impl FnOnce() -> String, future: F) -> Result<F::Output, StatusError> {
+    crate::net::runtime::block_on(future).map_err(|reason| StatusError::NotSent {
+        destination: destination(),
+        reason,
+    })
+}
+
 /// The error chain of `e` as one line, scrubbed of the token.
-fn chain(e: &(dyn std::error::Error + 'static), token: &Token) -> String {
+fn chain(e: &(dyn std::error::Error + 'static), token: &Secret) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
@@ -589,11 +572,6 @@ fn chain(e: &(dyn std::error::Error + 'static), token: &Token) -> String {
         source = s.source();
     }
     token.scrub(&parts.join(": "))
-}
-
-/// `Retry-After` as a duration (the seconds form; the HTTP-date form is ignored).
-fn retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Whether `s` is a plausible commit id (hex, SHA-1 or SHA-256 length range); keeps request
@@ -627,17 +605,6 @@ mod tests {
         assert_eq!(truncate_chars("abc", 3), "abc");
         assert_eq!(truncate_chars("abcd", 3), "ab…");
         assert_eq!(truncate_chars("ééééé", 4).chars().count(), 4);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let r = Retry {
-            attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(500),
-        };
-        let waits: Vec<u128> = (1..=5).map(|n| r.backoff(n).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 500, 500]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! credentials, retries transient failures and follows redirects.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -13,7 +13,8 @@ use reqwest::{Method, Response, StatusCode, Url};
 use super::auth::{Authenticator, Credentials, Scope, lookup_credentials};
 use super::error::{RegistryError, parse_error_body};
 use super::reference::{Registry, Scheme};
-use super::transport::{self, RetryPolicy};
+use super::transport;
+use crate::net::retry::{self, Retry};
 
 /// Options of a registry client. Plain data; [`ClientOptions::default`] gives the values
 /// documented on each field.
@@ -24,13 +25,10 @@ pub struct ClientOptions {
     pub ca_cert: Option<PathBuf>,
     /// Blob uploads run at once by [`Client::push_blobs`]; `-j`. Default: 8.
     pub jobs: usize,
-    /// Retries of a request after a dropped connection, a timeout, 408, 429 or 5xx.
-    /// Default: 5.
-    pub retries: u32,
-    /// Delay before the first retry; doubles each retry, with jitter. Default: 200 ms.
-    pub retry_base_delay: Duration,
-    /// Longest pause between retries, also the cap on a server's `Retry-After`. Default: 30 s.
-    pub retry_max_delay: Duration,
+    /// How requests are retried after a dropped connection, a timeout, 408, 429 or 5xx
+    /// (and how often a broken download resumes). Default: [`Retry::HTTP`] (6 attempts,
+    /// 200 ms doubling to at most 60 s).
+    pub retry: Retry,
     /// Time allowed to open a connection (TCP + TLS). Default: 30 s.
     pub connect_timeout: Duration,
     /// Longest silence while reading an answer (not the whole transfer). Default: 300 s.
@@ -51,9 +49,7 @@ impl Default for ClientOptions {
         ClientOptions {
             ca_cert: None,
             jobs: 8,
-            retries: 5,
-            retry_base_delay: Duration::from_millis(200),
-            retry_max_delay: Duration::from_secs(30),
+            retry: Retry::HTTP,
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
             user_agent: concat!("stackci/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -140,7 +136,7 @@ pub struct Client {
     pub(crate) registry: Registry,
     http: reqwest::Client,
     auth: Authenticator,
-    retry: RetryPolicy,
+    retry: Retry,
     pub(crate) opts: ClientOptions,
 }
 
@@ -148,6 +144,7 @@ impl Client {
     /// A client for `registry`. Credentials come from `opts.credentials`, else from the
     /// lookup in [`super::auth::lookup_credentials`] for `repository` (the process environment).
     pub fn new(registry: Registry, repository: &str, opts: &ClientOptions) -> Result<Client> {
+        opts.retry.validate()?;
         let credentials = match &opts.credentials {
             Some(c) => Some(c.clone()),
             None => lookup_credentials(&registry.host, repository, &|k| std::env::var(k).ok())?,
@@ -155,11 +152,7 @@ impl Client {
         Ok(Client {
             http: transport::build_http(opts)?,
             auth: Authenticator::new(registry.clone(), credentials),
-            retry: RetryPolicy {
-                retries: opts.retries,
-                base: opts.retry_base_delay,
-                max: opts.retry_max_delay,
-            },
+            retry: opts.retry,
             registry,
             opts: opts.clone(),
         })
@@ -184,7 +177,7 @@ impl Client {
     /// (credentials only to the registry's own origin). Returns the final response,
     /// whatever its status other than 401.
     pub(crate) async fn send(&self, req: &Request) -> Result<Response> {
-        let mut attempt = 0;
+        let mut tries = self.retry.start();
         let mut auth_retried = false;
         loop {
             let (outcome, sent) = self.send_following_redirects(req).await?;
@@ -194,22 +187,22 @@ impl Client {
                         .unauthorized(resp.headers(), &req.scope, sent.as_ref(), auth_retried)
                         .await?;
                     auth_retried = true;
-                    continue;
                 }
-                Ok(resp) if transport::retryable_status(resp.status()) && attempt < self.retry.retries => {
-                    let pause = self
-                        .retry
-                        .delay(attempt, transport::parse_retry_after(resp.headers(), SystemTime::now()));
+                Ok(resp) if retry::retryable_status(resp.status()) => {
+                    // Out of attempts, or asked to wait too long: the caller reports the status.
+                    let Ok(pause) = tries.failed(retry::retry_after(resp.headers())) else {
+                        return Ok(resp);
+                    };
                     drop(resp);
                     tokio::time::sleep(pause).await;
                 }
                 Ok(resp) => return Ok(resp),
-                Err((e, _)) if transport::transient(&e) && attempt < self.retry.retries => {
-                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
-                }
+                Err((e, url)) if transport::transient(&e) => match tries.failed(None) {
+                    Ok(pause) => tokio::time::sleep(pause).await,
+                    Err(_) => return Err(transport::network_error(e, &url)),
+                },
                 Err((e, url)) => return Err(transport::network_error(e, &url)),
             }
-            attempt += 1;
         }
     }
 
@@ -340,7 +333,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::oci::auth::Secret;
+    use crate::net::Secret;
 
     fn client() -> Client {
         let registry = Registry {

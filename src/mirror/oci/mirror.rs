@@ -2,9 +2,9 @@
 //! list is the index; the registry refuses a manifest whose blobs are missing, so a tag is
 //! only ever written after all its blobs are present.
 //!
-//! The `Mirror` trait is synchronous; a `RegistryMirror` owns a small multi-threaded tokio
-//! runtime and blocks on it. Its methods must therefore not be called from inside another
-//! tokio runtime (tokio panics on a nested `block_on`); call them from plain threads.
+//! The `Mirror` trait is synchronous; a `RegistryMirror` blocks on the shared runtime
+//! ([`crate::net::runtime`]). Its methods must therefore not be called from inside an async
+//! task (they fail with an error saying so); call them from plain threads.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -21,13 +21,13 @@ use super::reference::{Reference, Target};
 use crate::digest::Digest;
 use crate::mirror::source::local_file;
 use crate::mirror::{BlobSource, FileSource, Mirror};
+use crate::net;
 
 /// Chunks buffered between a download task and its reader.
 const READ_AHEAD: usize = 8;
 
 /// A mirror in one repository of an OCI registry (`oci://HOST/REPO`, `oci+http://...`).
 pub struct RegistryMirror {
-    runtime: tokio::runtime::Runtime,
     client: Arc<Client>,
     reference: Reference,
 }
@@ -52,14 +52,7 @@ impl RegistryMirror {
         reference.target = Target::Repository;
         let client = Client::new(reference.registry.clone(), &reference.repository, opts)
             .with_context(|| format!("cannot set up the registry client for {}", reference.repository_url()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("stackci-oci")
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime for the registry client")?;
         Ok(RegistryMirror {
-            runtime,
             client: Arc::new(client),
             reference,
         })
@@ -81,9 +74,10 @@ impl RegistryMirror {
         &self.client
     }
 
-    /// Runs a future on this mirror's runtime, blocking the calling thread.
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+    /// Runs a client future on the shared runtime, blocking the calling thread; fails
+    /// without running it when called from inside an async task.
+    pub fn block_on<T>(&self, future: impl Future<Output = Result<T>>) -> Result<T> {
+        net::runtime::block_on(future)?
     }
 
     /// Makes blob `digest`, which repository `from` holds, available here without
@@ -164,7 +158,7 @@ impl Mirror for RegistryMirror {
             what: what(),
             tx,
         };
-        self.runtime.spawn(download.run(first));
+        net::runtime::spawn(download.run(first))?;
         Ok(Box::new(BlobReader {
             rx,
             current: Bytes::new(),
@@ -213,7 +207,7 @@ impl Download {
         let mut response = first;
         let mut received = 0u64;
         let mut skip = 0u64;
-        let mut resumes = 0;
+        let mut resumes = self.client.opts.retry.start();
         loop {
             let item = match response.chunk().await {
                 Ok(Some(mut chunk)) => {
@@ -227,25 +221,26 @@ impl Download {
                     Ok(Some(chunk))
                 }
                 Ok(None) => Ok(None),
-                Err(e) if resumes < self.client.opts.retries => {
-                    resumes += 1;
-                    tokio::time::sleep(self.client.opts.retry_base_delay).await;
-                    match self.client.get_blob(&self.repository, &self.digest, received).await {
-                        Ok(next) => {
-                            // A registry that ignores Range sends everything again.
-                            skip = if next.status() == StatusCode::PARTIAL_CONTENT {
-                                0
-                            } else {
-                                received
-                            };
-                            response = next;
-                            drop(e);
-                            continue;
+                Err(e) => match resumes.failed(None) {
+                    Ok(pause) => {
+                        tokio::time::sleep(pause).await;
+                        match self.client.get_blob(&self.repository, &self.digest, received).await {
+                            Ok(next) => {
+                                // A registry that ignores Range sends everything again.
+                                skip = if next.status() == StatusCode::PARTIAL_CONTENT {
+                                    0
+                                } else {
+                                    received
+                                };
+                                response = next;
+                                drop(e);
+                                continue;
+                            }
+                            Err(again) => Err(io::Error::other(format!("{}: {again:#} (after: {e})", self.what))),
                         }
-                        Err(again) => Err(io::Error::other(format!("{}: {again:#} (after: {e})", self.what))),
                     }
-                }
-                Err(e) => Err(io::Error::other(format!("{}: {e}", self.what))),
+                    Err(_) => Err(io::Error::other(format!("{}: {e}", self.what))),
+                },
             };
             let last = !matches!(item, Ok(Some(_)));
             if self.tx.send(item).await.is_err() || last {

@@ -3,12 +3,13 @@
 //!
 //! Layers, each in its own module: [`reference`] parses URLs; [`auth`] finds credentials
 //! and runs the Basic/Bearer flows; [`transport`] builds the HTTP client (TLS trust,
-//! timeouts) and retries with backoff; [`client`] sends every request through them;
+//! timeouts) and retries; [`client`] sends every request through them;
 //! [`blobs`], [`manifests`] and [`tags`] are the protocol steps, one named function each;
 //! [`mirror`] implements [`crate::mirror::Mirror`] on top.
 //!
-//! The client is async (reqwest + tokio). [`RegistryMirror`] owns a tokio runtime and
-//! blocks on it, because the `Mirror` trait is synchronous.
+//! The client is async (reqwest + tokio). [`RegistryMirror`] blocks on the shared runtime
+//! ([`crate::net::runtime`]), because the `Mirror` trait is synchronous; retries follow
+//! [`crate::net::Retry`] and passwords and tokens are [`crate::net::Secret`]s.
 
 pub mod auth;
 pub mod blobs;
@@ -20,7 +21,7 @@ pub mod reference;
 pub mod tags;
 pub(crate) mod transport;
 
-pub use auth::{Credentials, Secret, lookup_credentials};
+pub use auth::{Credentials, lookup_credentials};
 pub use blobs::{BlobPush, UploadStart};
 pub use client::{Client, ClientOptions};
 pub use error::RegistryError;

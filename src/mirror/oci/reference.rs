@@ -88,13 +88,13 @@ impl Reference {
     /// and `oci+https://` is an explicit spelling of `oci://`.
     pub fn parse(input: &str) -> Result<Reference, ParseReferenceError> {
         let err = |reason: &str| ParseReferenceError {
-            input: crate::redact::url(input).into_owned(),
+            input: crate::net::redact::url(input).into_owned(),
             reason: reason.to_string(),
         };
-        if crate::redact::userinfo(input).is_some() {
+        if crate::net::redact::userinfo(input).is_some() {
             return Err(err(&format!(
                 "the URL carries credentials: {}",
-                crate::redact::REGISTRY_HINT
+                crate::net::redact::REGISTRY_HINT
             )));
         }
         let (scheme, rest) = if let Some(rest) = input.strip_prefix("oci://") {

@@ -1,21 +1,20 @@
 //! HTTP plumbing: the reqwest client (TLS trust, timeouts, no automatic redirects),
-//! retries with exponential backoff and jitter, request bodies streamed from files,
-//! and turning network failures into errors that name the URL.
+//! retries under the shared [`Retry`] policy, request bodies streamed from files, and
+//! turning network failures into errors that name the URL.
 
 use std::error::Error as _;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::ClientOptions;
 use super::error::RegistryError;
+use crate::net::retry::{self, Retry};
 
 /// Size of the reads that feed a streamed upload; at most a few of these are in memory
 /// per upload.
@@ -48,53 +47,6 @@ pub(crate) fn build_http(opts: &ClientOptions) -> Result<reqwest::Client> {
         builder = builder.tls_certs_merge(roots);
     }
     builder.build().context("cannot set up the HTTP client")
-}
-
-/// When and how often to retry: exponential backoff from `base`, capped at `max`, with
-/// jitter; a server's `Retry-After` wins (also capped at `max`).
-#[derive(Debug, Clone)]
-pub(crate) struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// Delay before the first retry (before jitter).
-    pub base: Duration,
-    /// Upper bound of any delay.
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    /// The pause before retry number `attempt` (0-based): `Retry-After` when given, else
-    /// `base * 2^attempt` capped at `max`, scaled by a random factor in [0.5, 1.0].
-    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(after) = retry_after {
-            return after.min(self.max);
-        }
-        let exp = self
-            .base
-            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-            .min(self.max);
-        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-}
-
-/// Statuses worth retrying: request timeout, too many requests, and server errors except
-/// "not implemented" and "HTTP version not supported".
-pub(crate) fn retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || (status.is_server_error()
-            && status != StatusCode::NOT_IMPLEMENTED
-            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED)
-}
-
-/// Parses `Retry-After`: delay-seconds or an HTTP date (relative to `now`).
-pub(crate) fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Whether a failed request may succeed when repeated: dropped or refused connections and
@@ -139,25 +91,32 @@ pub(crate) fn display_url(url: &Url) -> String {
 }
 
 /// Sends the request `build` makes, rebuilding it for each retry of a transient failure or
-/// retryable status; returns the last response (whatever its status) or the network error.
+/// retryable status under `retry`; returns the last response (whatever its status) or the
+/// network error.
 pub(crate) async fn send_retrying(
-    retry: &RetryPolicy,
+    retry: &Retry,
     url: &Url,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response> {
-    let mut attempt = 0;
+    let mut tries = retry.start();
     loop {
         match build().send().await {
-            Ok(resp) if retryable_status(resp.status()) && attempt < retry.retries => {
-                let pause = retry.delay(attempt, parse_retry_after(resp.headers(), SystemTime::now()));
-                drop(resp);
-                tokio::time::sleep(pause).await;
+            Ok(resp) if retry::retryable_status(resp.status()) => {
+                match tries.failed(retry::retry_after(resp.headers())) {
+                    Ok(pause) => {
+                        drop(resp);
+                        tokio::time::sleep(pause).await;
+                    }
+                    Err(_) => return Ok(resp),
+                }
             }
             Ok(resp) => return Ok(resp),
-            Err(e) if transient(&e) && attempt < retry.retries => tokio::time::sleep(retry.delay(attempt, None)).await,
+            Err(e) if transient(&e) => match tries.failed(None) {
+                Ok(pause) => tokio::time::sleep(pause).await,
+                Err(_) => return Err(network_error(e, url)),
+            },
             Err(e) => return Err(network_error(e, url)),
         }
-        attempt += 1;
     }
 }
 
@@ -228,56 +187,6 @@ fn annotate(err: std::io::Error, path: &Path) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let p = RetryPolicy {
-            retries: 5,
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        for attempt in 0..40 {
-            let d = p.delay(attempt, None);
-            let full = Duration::from_millis(100)
-                .saturating_mul(1 << attempt.min(20))
-                .min(Duration::from_secs(1));
-            assert!(
-                d >= full / 2 && d <= full,
-                "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
-                full / 2
-            );
-        }
-        assert_eq!(p.delay(0, Some(Duration::ZERO)), Duration::ZERO);
-        assert_eq!(p.delay(3, Some(Duration::from_secs(500))), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let mut h = HeaderMap::new();
-        assert_eq!(parse_retry_after(&h, now), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(30)));
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&past).unwrap());
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(parse_retry_after(&h, now), None);
-    }
-
-    #[test]
-    fn retryable_statuses() {
-        for s in [408, 429, 500, 502, 503, 504] {
-            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [200, 201, 400, 401, 403, 404, 416, 501, 505] {
-            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-    }
 
     #[test]
     fn urls_in_messages_drop_query_and_userinfo() {

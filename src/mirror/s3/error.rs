@@ -211,7 +211,7 @@ impl std::error::Error for Response {}
 
 /// `endpoint` with any `user:password@` part masked, for messages.
 pub(super) fn redact_endpoint(endpoint: &str) -> String {
-    crate::redact::url(endpoint).into_owned()
+    crate::net::redact::url(endpoint).into_owned()
 }
 
 #[cfg(test)]

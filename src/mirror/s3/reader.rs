@@ -1,13 +1,13 @@
-//! A blocking [`Read`] over an object's body: a task on the store's runtime pulls chunks
+//! A blocking [`Read`] over an object's body: a task on the shared runtime pulls chunks
 //! ahead into a small bounded channel while the caller consumes them.
 
 use std::io::{self, Read};
-use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Buf, Bytes};
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+
+use crate::net::runtime::{self, RuntimeError};
 
 /// Chunks (of the transport's size, typically 8–64 KiB) read ahead of the caller.
 const READ_AHEAD: usize = 16;
@@ -32,15 +32,13 @@ pub(super) struct BodyReader {
     chunks: mpsc::Receiver<Msg>,
     current: Bytes,
     state: State,
-    /// Keeps the runtime running the pulling task alive as long as the reader.
-    _runtime: Arc<Runtime>,
 }
 
 impl BodyReader {
-    /// Starts pulling `body` (of the object at `url`, for messages) on `runtime`.
-    pub fn spawn(runtime: Arc<Runtime>, mut body: ByteStream, url: String) -> BodyReader {
+    /// Starts pulling `body` (of the object at `url`, for messages) on the shared runtime.
+    pub fn spawn(mut body: ByteStream, url: String) -> Result<BodyReader, RuntimeError> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
-        runtime.spawn(async move {
+        runtime::spawn(async move {
             loop {
                 let msg = match body.try_next().await {
                     Ok(Some(chunk)) => Msg::Data(chunk),
@@ -55,13 +53,12 @@ impl BodyReader {
                     return;
                 }
             }
-        });
-        BodyReader {
+        })?;
+        Ok(BodyReader {
             chunks: rx,
             current: Bytes::new(),
             state: State::Open,
-            _runtime: runtime,
-        }
+        })
     }
 }
 

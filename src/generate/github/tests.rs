@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ci::testutil::{parse, plan, small, synthetic};
+use crate::generate::testutil::{parse, plan, small, synthetic};
 use crate::stack::{Dep, Recipe};
 
 fn opts() -> GithubOptions {

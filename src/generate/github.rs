@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Result, bail, ensure};
 use serde::Serialize;
 
-use super::settings::{GithubSettings, RunsOn};
 use super::yaml::{Ordered, append, header, literal, shell_quote};
 use crate::plan::{Plan, Status};
+use crate::stack::settings::{GithubSettings, RunsOn};
 use crate::stack::{DepKind, Stack};
 
 /// Default path of the generated workflow.

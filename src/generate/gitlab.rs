@@ -26,9 +26,9 @@ use std::path::Path;
 use anyhow::{Result, bail, ensure};
 use serde::Serialize;
 
-use super::settings::{DEFAULT_SPACK_COMMAND, GitlabSettings};
 use super::yaml::{append_entry, header, push_scalar, shell_quote};
 use crate::plan::{Plan, Status};
+use crate::stack::settings::{DEFAULT_SPACK_COMMAND, GitlabSettings};
 use crate::stack::{Recipe, Stack};
 
 /// Name of the hidden template job every generated job `extends`.
@@ -133,7 +133,7 @@ pub fn gitlab_pipeline(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Resu
 
 /// True when a URL has a user-info part (`scheme://user:pass@host`).
 fn has_credentials(url: &str) -> bool {
-    crate::redact::userinfo(url).is_some()
+    crate::net::redact::userinfo(url).is_some()
 }
 
 /// One build job.

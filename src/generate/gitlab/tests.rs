@@ -1,7 +1,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::ci::testutil::{parse, plan, small, stack, synthetic};
+use crate::generate::testutil::{parse, plan, small, stack, synthetic};
 use crate::stack::{Dep, DepKind, StackKind};
 
 fn opts() -> GitlabOptions {

@@ -1,11 +1,15 @@
-//! The `ci:` section of `stack.yaml`: everything a team customises in the generated CI
-//! files (runners, images, timeouts, permissions, environment, setup steps), so that
-//! nobody edits generated YAML by hand.
+//! The `ci:` and `status:` sections of `stack.yaml`. `ci:` holds everything a team
+//! customises in the generated CI files (runners, images, timeouts, permissions,
+//! environment, setup steps), so that nobody edits generated YAML by hand; `status:` says
+//! where commit statuses go.
 //!
-//! Every field has a default; an absent `ci:` section is [`CiSettings::default()`].
-//! Unknown keys are rejected, so a typo is an error instead of a silently ignored setting.
+//! They are part of the stack model: [`crate::generate`] and [`crate::ci`] read them from
+//! [`crate::stack::Stack`]. Every field has a default; an absent `ci:` section is
+//! [`CiSettings::default()`]. Unknown keys are rejected, so a typo is an error instead of a silently ignored setting.
 //!
 //! ```yaml
+//! status:
+//!   github: octo/stack
 //! ci:
 //!   gitlab:
 //!     image: registry.example.com/build/stackci:0.1
@@ -159,6 +163,15 @@ impl Default for GithubSettings {
             image_to: DEFAULT_GITHUB_IMAGE_TO.to_string(),
         }
     }
+}
+
+/// The `status:` section (`status: { github: OWNER/REPO }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Post statuses to this GitHub repository even when running elsewhere (GitLab CI
+    /// "CI/CD for external repository"); same as `--github-repo`.
+    pub github: Option<String>,
 }
 
 /// A `runs-on` value: one label or a list of labels.
