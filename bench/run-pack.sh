@@ -13,7 +13,8 @@
 # The package's recipe hard-links the tree into its prefix (`cp -al`, a few ms), so a run
 # measures what stackci adds: planning, packing and pushing into the `file://` mirror
 # (`<stack dir>/.stackci/mirror`, on the state directory's file system, so the packed layer
-# is renamed into place). Before each run the mirror and the store are emptied (untimed).
+# is renamed into place). Before each run the mirror and the store (or the install roots)
+# are emptied and `sync` is run, untimed.
 # Wall time and peak RSS come from GNU time; for a pipeline the RSS is its largest process.
 # The last lines are the wall-time ratios (medians): `run/pigz` and `install/tar-xzf`.
 set -euo pipefail
@@ -64,6 +65,8 @@ reset() { # tool: what each run starts from, untimed
         run) chmod -R u+w "$WORK/store" 2>/dev/null || true; rm -rf "$WORK/stack/.stackci" "$WORK/store" ;;
         install|tar-xzf) chmod -R u+w "$WORK/root" "$WORK/xroot" 2>/dev/null || true; rm -rf "$WORK/root" "$WORK/xroot" ;;
     esac
+    # No run pays for the previous one's dirty pages being written back.
+    sync
 }
 
 measure() { # tool run -> "wall rss_kib"
