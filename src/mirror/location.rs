@@ -156,12 +156,13 @@ fn is_registry(s: &str) -> bool {
         .any(|scheme| s.starts_with(scheme))
 }
 
-/// The form it was parsed from: a mirror as a URL (`file://DIR`, `s3://...`,
-/// `oci://HOST/REPO`), an image as a reference (`oci-layout:DIR:TAG`, `oci://HOST/REPO:TAG`).
+/// The reference form: `oci-layout:DIR[:TAG]` for a layout (a `file://` mirror too; the
+/// mirror itself says `file://DIR` in [`super::Mirror::location`]), `s3://BUCKET/PREFIX`,
+/// `oci://HOST/REPO[:TAG]`, `scratch`, `docker-archive:FILE[:NAME]`.
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Layout { dir, tag: None } => write!(f, "file://{}", dir.display()),
+            Location::Layout { dir, tag: None } => write!(f, "oci-layout:{}", dir.display()),
             Location::Layout { dir, tag: Some(t) } => write!(f, "oci-layout:{}:{t}", dir.display()),
             Location::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
             Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
@@ -208,6 +209,7 @@ mod tests {
             }
         );
         assert_eq!(untagged.tag(), None);
+        assert_eq!(untagged.to_string(), "oci-layout:/tmp/l");
         assert_eq!(
             Location::image("docker-archive:/tmp/x.tar:demo:v1").unwrap(),
             Location::DockerArchive {
