@@ -13,8 +13,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use stackci::digest::{Digest, Hasher};
-use stackci::mirror::oci::{BlobFile, BlobPush, ClientOptions, RegistryMirror};
-use stackci::mirror::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::mirror::Mirror;
+use stackci::mirror::oci::{BlobPush, ClientOptions, RegistryMirror};
+use stackci::mirror::{BlobSource, FileSource};
+
+use stackci::spec::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -77,11 +80,11 @@ fn make_layout(dir: &Path, count: usize, size_mib: u64) -> Result<()> {
     Ok(())
 }
 
-fn descriptor(value: &serde_json::Value, dir: &Path) -> Result<BlobFile> {
+fn descriptor(value: &serde_json::Value, dir: &Path) -> Result<(Digest, FileSource)> {
     let digest: Digest = value["digest"].as_str().context("descriptor without digest")?.parse()?;
     let size = value["size"].as_u64().context("descriptor without size")?;
     let path: PathBuf = dir.join("blobs/sha256").join(digest.hex());
-    Ok(BlobFile { digest, size, path })
+    Ok((digest, FileSource::new(path, size)))
 }
 
 fn push(dir: &Path, url: &str, jobs: usize) -> Result<()> {
@@ -94,8 +97,8 @@ fn push(dir: &Path, url: &str, jobs: usize) -> Result<()> {
             .as_str()
             .context("manifest without a tag")?
             .to_string();
-        let manifest_blob = descriptor(entry, dir)?;
-        let bytes = std::fs::read(&manifest_blob.path)?;
+        let (_, manifest_blob) = descriptor(entry, dir)?;
+        let bytes = std::fs::read(manifest_blob.path().context("a file")?)?;
         let manifest: serde_json::Value = serde_json::from_slice(&bytes)?;
         blobs.push(descriptor(&manifest["config"], dir)?);
         for layer in manifest["layers"].as_array().context("manifest without layers")? {
@@ -103,8 +106,9 @@ fn push(dir: &Path, url: &str, jobs: usize) -> Result<()> {
         }
         tags.push((tag, bytes));
     }
-    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    blobs.sort_by(|a, b| a.0.cmp(&b.0));
     blobs.dedup();
+
     let mirror = RegistryMirror::new(
         url,
         &ClientOptions {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stackci::build::pack::{PackOptions, pack_prefix};
+use stackci::layer::pack::{PackOptions, pack_prefix};
 
 fn main() -> ExitCode {
     match run() {
@@ -36,7 +36,9 @@ fn run() -> anyhow::Result<()> {
     let layer = pack_prefix(&prefix, &out, &opts)?;
     println!(
         "digest {}\ndiff_id {}\nsize {}",
-        layer.digest, layer.diff_id, layer.size
+        layer.digest(),
+        layer.diff_id,
+        layer.size()
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use stackci::mirror::FileSource;
 use stackci::mirror::s3::{S3Options, S3Store};
 use stackci::mirror::store::ObjectStore;
 
@@ -36,7 +37,7 @@ fn main() -> Result<()> {
                         let name = file.file_name().context("file name")?.to_string_lossy();
                         let key = format!("blobs/sha256/{name}");
                         if !store.exists(&key)? {
-                            store.put_file(&key, file)?;
+                            store.put(&key, &FileSource::stat(file)?)?;
                             uploaded.fetch_add(1, Ordering::Relaxed);
                             bytes.fetch_add(file.metadata()?.len(), Ordering::Relaxed);
                         }

@@ -44,8 +44,8 @@ pub struct Cli {
 
     /// Most bytes one layer may expand to when it is unpacked or checked (install, build,
     /// run, image), e.g. 64GiB, 500M; a layer beyond it is refused before anything is written.
-    #[arg(long, global = true, value_name = "SIZE", env = crate::build::stream::MAX_LAYER_SIZE_ENV,
-          default_value = "64GiB", value_parser = crate::build::stream::parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", env = crate::layer::stream::MAX_LAYER_SIZE_ENV,
+          default_value = "64GiB", value_parser = crate::layer::stream::parse_size)]
     pub max_layer_size: u64,
 
     /// Show more: recipe output as plain lines.

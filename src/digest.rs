@@ -126,7 +126,8 @@ pub struct DigestMismatch {
 }
 
 /// Reads `inner` while hashing it; at end of stream, fails with [`DigestMismatch`]
-/// (as an `io::Error` of kind `InvalidData`) unless the content matched.
+/// (as an `io::Error` of kind `InvalidData`) unless the content matched (digest, and size
+/// when one is expected).
 pub struct VerifyingReader<R> {
     inner: R,
     hasher: Hasher,
@@ -161,8 +162,8 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         if n == 0 && !buf.is_empty() && !self.done {
             self.done = true;
-            let (actual, _) = self.hasher.clone().finish();
-            if actual != self.expected {
+            let (actual, actual_size) = self.hasher.clone().finish();
+            if actual != self.expected || self.expected_size.is_some_and(|s| s != actual_size) {
                 return Err(self.mismatch());
             }
         }

@@ -4,17 +4,21 @@
 //! The `stackci` binary is a thin layer over this library: `src/main.rs` parses a
 //! [`cli::Cli`], calls [`run`], and maps the result to an exit code.
 
-pub mod build;
+pub mod builder;
+pub mod cancel;
 pub mod ci;
 pub mod cli;
 mod commands;
 pub mod digest;
 pub mod generate;
 pub mod image;
+pub mod layer;
 pub mod lockfile;
 pub mod mirror;
 pub mod net;
 pub mod newfile;
+pub mod package;
+pub mod parallel;
 pub mod plan;
 pub mod report;
 pub mod spec;

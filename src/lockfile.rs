@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::build::cancel;
+use crate::cancel;
 
 /// How long a wait lasts before it is reported.
 pub const NOTICE_AFTER: Duration = Duration::from_secs(3);

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::build::schedule::{Event, Progress};
-use crate::build::summary::Outcome;
+use crate::builder::schedule::{Event, Progress};
+use crate::builder::summary::Outcome;
 use crate::ci::output::Flavor;
 use crate::stack::Stack;
 

@@ -1,4 +1,5 @@
-//! OCI image-spec documents (descriptor, manifest, index, config) with byte-stable JSON.
+//! OCI image-spec documents (descriptor, manifest, index, config) with byte-stable JSON,
+//! and the vocabulary around them: media types, annotations, [`put_document`].
 //!
 //! `oci-spec` models annotations and labels as `HashMap`, whose JSON order changes from
 //! run to run; stackci needs the same manifest digest for the same inputs, so these types
@@ -10,7 +11,23 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::mirror::Mirror;
 
+/// Media type of an OCI image manifest.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image config.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of a package layer (and of every layer stackci writes).
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of an OCI image index.
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of a Docker v2 schema 2 image manifest.
+pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of a Docker v2 manifest list.
+pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Manifest annotation naming the package tag (lets `index` rebuild a lost `index.json`).
+pub const TAG_ANNOTATION: &str = "dev.stackci.tag";
 /// Annotation holding a manifest's tag in an image layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation carrying the image creation time.
@@ -131,7 +148,7 @@ impl Index {
     pub fn empty() -> Index {
         Index {
             schema_version: 2,
-            media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+            media_type: Some(INDEX_MEDIA_TYPE.into()),
             manifests: Vec::new(),
             extra: Extra::new(),
         }
@@ -177,4 +194,22 @@ pub fn host_architecture() -> &'static str {
 /// Serializes a document to its canonical bytes (compact JSON, fixed field order).
 pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("OCI documents always serialize")
+}
+
+/// Stores a small document (a config) as a blob of `mirror` unless it is there; returns its
+/// descriptor.
+pub fn put_document<T: Serialize>(mirror: &dyn Mirror, media_type: &str, doc: &T) -> anyhow::Result<Descriptor> {
+    let bytes = to_bytes(doc);
+    let digest = Digest::of(&bytes);
+    let size = bytes.len() as u64;
+    if !mirror.has_blob(&digest)? {
+        mirror.put_blob(&digest, &bytes)?;
+    }
+    Ok(Descriptor {
+        media_type: media_type.into(),
+        digest,
+        size,
+        annotations: Default::default(),
+        extra: Default::default(),
+    })
 }

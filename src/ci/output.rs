@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use crate::build::summary::{Outcome, RunSummary};
+use crate::builder::summary::{Outcome, RunSummary};
 use crate::ci::env::{self, Vars};
 
 /// Which CI syntax to print log groups and annotations in.

@@ -6,9 +6,10 @@ use anyhow::{Context as _, Result};
 
 use super::ci_report::CiReport;
 use super::{Context, cpus, source_date_epoch};
-use crate::build::job::BuildSettings;
-use crate::build::summary::RunSummary;
-use crate::build::{cancel, schedule};
+use crate::builder::job::BuildSettings;
+use crate::builder::schedule;
+use crate::builder::summary::RunSummary;
+use crate::cancel;
 use crate::cli::BuildArgs;
 use crate::report::Reporter;
 

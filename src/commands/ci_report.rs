@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::Context;
-use crate::build::summary::RunSummary;
+use crate::builder::summary::RunSummary;
 use crate::ci::env::Vars;
 use crate::ci::output::{self, Flavor};
 use crate::ci::status::{self, State, Status, StatusOptions, StatusReporter};

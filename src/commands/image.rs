@@ -7,8 +7,9 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{Context, source_date_epoch};
 use crate::cli::ImageArgs;
-use crate::image::{self, Image, ImageRef, budget, target, verify};
-use crate::mirror::open::open;
+use crate::image::{self, Image, budget, target, verify};
+use crate::mirror::location::Location;
+use crate::mirror::open::open_location;
 
 /// Assembles the image from the mirror's package layers and writes it to `--to`.
 pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
@@ -21,24 +22,26 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
             known.join(", ")
         )
     })?;
-    let base_ref = ImageRef::parse(args.base.as_deref().unwrap_or(&spec.base))
+    let base_ref = Location::image(args.base.as_deref().unwrap_or(&spec.base))
         .with_context(|| format!("base of image `{}`", args.name))?;
     let base = match &base_ref {
-        ImageRef::Scratch => Image::scratch(),
-        ImageRef::Registry { url, tag } => {
-            Image::read(Arc::from(open(url, &ctx.stack.dir, &ctx.mirror_options)?), tag)?
-        }
-        ImageRef::Layout { dir, tag } => {
-            let m = open(
-                &format!("file://{}", dir.display()),
-                &ctx.stack.dir,
-                &ctx.mirror_options,
-            )?;
+        Location::Scratch => Image::scratch(),
+        Location::DockerArchive { .. } => bail!("a docker archive cannot be a base image; use oci-layout: or oci://"),
+        Location::Layout { dir, tag } => {
+            // A relative layout directory is relative to the stack's directory.
+            let layout = Location::Layout {
+                dir: ctx.stack.dir.join(dir),
+                tag: tag.clone(),
+            };
+            let m = open_location(&layout, &ctx.mirror_options)?;
             Image::read(Arc::from(m), tag.as_deref().unwrap_or("latest"))?
         }
-        ImageRef::DockerArchive { .. } => bail!("a docker archive cannot be a base image; use oci-layout: or oci://"),
+        other => {
+            let m = open_location(other, &ctx.mirror_options)?;
+            Image::read(Arc::from(m), other.tag().unwrap_or("latest"))?
+        }
     };
-    let to = ImageRef::parse(&args.to)?;
+    let to = Location::image(&args.to)?;
     let scratch = ctx.state_dir().join("tmp").join("image");
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let mirror = ctx.shared_mirror();
@@ -47,7 +50,7 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     verify::verify_package_layers(&image, &cache, ctx.max_layer_size)
         .with_context(|| format!("checking the package layers of image `{}`", args.name))?;
     let image = budget::limit_layers(&image, args.layer_budget, &scratch, ctx.max_layer_size)?;
-    let written = target::write(&image, &to, &args.name, &ctx.mirror_options, &scratch)
+    let written = target::write(&image, &to, &args.name, &ctx.mirror_options)
         .with_context(|| format!("writing image `{}` to {to}", args.name))?;
     let vars = crate::ci::env::Vars::from_process();
     if let Some(path) = vars.get(crate::ci::env::GITHUB_OUTPUT).filter(|p| !p.is_empty()) {

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use super::Context;
-use crate::build::cancel;
-use crate::build::receipts::Receipts;
-use crate::build::stream::Interrupted;
-use crate::mirror::package::read_package;
+use crate::builder::receipts::Receipts;
+use crate::cancel;
+use crate::layer::stream::Interrupted;
+use crate::package::read_package;
 
 /// Fetches, verifies and unpacks each package's runtime closure under `--root`, each layer
 /// confined to its package's prefix. Ctrl-C stops at once and leaves no staging directory;

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use super::ci_report::CiReport;
 use super::{Context, cpus, source_date_epoch};
-use crate::build::cancel;
-use crate::build::job::BuildSettings;
-use crate::build::schedule;
-use crate::build::summary::{Outcome, PackageOutcome, RunSummary};
+use crate::builder::job::BuildSettings;
+use crate::builder::schedule;
+use crate::builder::summary::{Outcome, PackageOutcome, RunSummary};
+use crate::cancel;
 use crate::cli::RunArgs;
 use crate::report::Reporter;
 

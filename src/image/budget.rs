@@ -8,14 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use super::{Image, ImageLayer};
-use crate::build::members::Members;
-use crate::build::pack::DEFAULT_LEVEL;
-use crate::build::pgzip::ParallelGz;
-use crate::build::stream::{LayerCheck, read_layer};
-use crate::mirror::Mirror;
+use crate::layer::members::Members;
+use crate::layer::pack::DEFAULT_LEVEL;
+use crate::layer::pgzip::ParallelGz;
+use crate::layer::stream::{LayerCheck, read_layer};
 use crate::mirror::fs::FsStore;
 use crate::mirror::layout::LayoutMirror;
-use crate::mirror::package::Layer;
+use crate::mirror::{FileSource, Mirror};
 
 /// Returns `image` unchanged when it has at most `budget` layers; otherwise a new image in
 /// which the smallest package layers (ties: the earlier layer) are merged into one layer at
@@ -59,7 +58,8 @@ pub fn limit_layers(image: &Image, budget: usize, scratch: &Path, max_layer_size
 fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path, max_layer_size: u64) -> Result<ImageLayer> {
     let dir = scratch.join("merged");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    let tmp = crate::newfile::temp_in(&dir, ".tmp-merge-")
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let gz = ParallelGz::new(tmp.reopen()?, tmp.path().to_path_buf(), 0, DEFAULT_LEVEL)?;
     let mut out = tar::Builder::new(gz);
     let mut dirs_seen = BTreeSet::new();
@@ -97,10 +97,11 @@ fn merge(image: &Image, chosen: &BTreeSet<usize>, scratch: &Path, max_layer_size
         .with_context(|| format!("merging layer {digest}"))?;
         members.check_symlinks(None)?;
     }
-    let summary = out.into_inner()?.finish()?;
+    let layer = out.into_inner()?.finish()?;
+    // The merged blob is renamed into a layout of its own, which the image then reads from.
     let store = LayoutMirror::new(FsStore::new(&dir));
-    store.put_blob(&summary.digest, summary.size, tmp.path())?;
-    let layer = Layer::new(summary.digest, summary.size, summary.uncompressed_digest);
+    let tmp = tmp.into_temp_path();
+    store.put_blob(layer.digest(), &FileSource::hand_over(&*tmp, layer.size()))?;
     Ok(ImageLayer {
         layer,
         source: Arc::new(store),

@@ -11,17 +11,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
+use crate::layer::Layer;
 use crate::mirror::Mirror;
-use crate::mirror::package::{LABEL_PREFIX, Layer, SYSTEM_PATH, read_image, read_package, rfc3339};
+use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, read_package, rfc3339};
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
 
 pub mod budget;
-pub mod reference;
 pub mod target;
 pub mod verify;
-
-pub use reference::ImageRef;
 
 /// Default most layers an image may have (overlayfs allows about 127).
 pub const DEFAULT_LAYER_BUDGET: usize = 100;
@@ -106,7 +104,7 @@ impl Image {
     pub fn manifest(&self, config: crate::spec::Descriptor) -> Manifest {
         Manifest {
             schema_version: 2,
-            media_type: Some(crate::mirror::MANIFEST_MEDIA_TYPE.into()),
+            media_type: Some(crate::spec::MANIFEST_MEDIA_TYPE.into()),
             config,
             layers: self.layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
             annotations: BTreeMap::new(),

@@ -1,18 +1,25 @@
 //! Writing an [`Image`] to a registry, an OCI layout or a docker archive.
+//!
+//! Layers are never copied into a cache on the way: each goes to the target with
+//! [`crate::mirror::copy::copy_blob`] (present, mounted, read in place from a file mirror,
+//! or streamed and verified), several at a time, or is streamed into the archive from its
+//! source, verified as it goes.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Image, ImageRef};
-use crate::digest::Digest;
-use crate::mirror::layout::put_document;
-use crate::mirror::open::{MirrorOptions, open};
-use crate::mirror::package::fetch_blob;
-use crate::mirror::{CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
-use crate::spec::{self, Descriptor};
+use super::Image;
+use crate::digest::{Digest, VerifyingReader};
+use crate::mirror::Mirror;
+use crate::mirror::copy::{Copied, copy_blobs};
+use crate::mirror::location::Location;
+use crate::mirror::open::{MirrorOptions, open_location};
+use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, MANIFEST_MEDIA_TYPE, put_document};
+
+/// Layers copied at once when the options do not say (`-j`).
+const DEFAULT_JOBS: usize = 8;
 
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,54 +34,45 @@ pub struct Written {
     pub present: usize,
 }
 
-/// Writes `image` to `to`; `default_tag` names it when `to` has no tag. `scratch` is a
-/// directory for temporary files (downloads of blobs that are not local).
-pub fn write(image: &Image, to: &ImageRef, default_tag: &str, opts: &MirrorOptions, scratch: &Path) -> Result<Written> {
+/// Writes `image` to `to` (an image reference, [`Location::image`]); `default_tag` names it
+/// when `to` has no tag.
+pub fn write(image: &Image, to: &Location, default_tag: &str, opts: &MirrorOptions) -> Result<Written> {
     match to {
-        ImageRef::Scratch => bail!("cannot write an image to `scratch`"),
-        ImageRef::Registry { url, tag } => {
-            let target = open(url, Path::new("."), opts)?;
-            write_to_mirror(image, target.as_ref(), tag, scratch)
+        Location::Scratch => bail!("cannot write an image to `scratch`"),
+        Location::Layout { .. } | Location::Registry(_) | Location::S3 { .. } => {
+            let target = open_location(to, opts)?;
+            let jobs = if opts.jobs == 0 { DEFAULT_JOBS } else { opts.jobs };
+            write_to_mirror(image, target.as_ref(), to.tag().unwrap_or(default_tag), jobs)
         }
-        ImageRef::Layout { dir, tag } => {
-            let target = open(&format!("file://{}", dir.display()), Path::new("."), opts)?;
-            write_to_mirror(image, target.as_ref(), tag.as_deref().unwrap_or(default_tag), scratch)
-        }
-        ImageRef::DockerArchive { file, name } => {
+        Location::DockerArchive { file, name } => {
             let name = name.clone().unwrap_or_else(|| default_tag.to_string());
             let name = if name.rsplit('/').next().is_some_and(|last| last.contains(':')) {
                 name
             } else {
                 format!("{name}:latest")
             };
-            write_docker_archive(image, file, &name, scratch)
+            write_docker_archive(image, file, &name)
         }
     }
 }
 
-/// Copies every layer the target lacks (mounting when it can), then the config, then the
-/// manifest under `tag`, so the tag never names a missing blob.
-pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, scratch: &Path) -> Result<Written> {
+/// Copies every layer the target lacks ([`copy_blobs`], `jobs` at a time), then the config,
+/// then the manifest under `tag`, so the tag never names a missing blob.
+pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, jobs: usize) -> Result<Written> {
     let (mut copied, mut mounted, mut present) = (0, 0, 0);
-    for l in &image.layers {
-        let desc = &l.layer.descriptor;
-        if target.has_blob(&desc.digest)? {
-            present += 1;
-        } else if target.mount_blob_from(&desc.digest, l.source.as_ref())? {
-            mounted += 1;
-        } else {
-            let local = match l.source.local_blob_path(&desc.digest) {
-                Some(p) => p,
-                None => fetch_blob(l.source.as_ref(), desc, &scratch.join("blobs"))?,
-            };
-            target
-                .put_blob(&desc.digest, desc.size, &local)
-                .with_context(|| format!("uploading layer {} to {}", desc.digest, target.location()))?;
-            copied += 1;
+    let blobs: Vec<(&dyn Mirror, &Descriptor)> = image
+        .layers
+        .iter()
+        .map(|l| (l.source.as_ref(), &l.layer.descriptor))
+        .collect();
+    for outcome in copy_blobs(&blobs, target, jobs)? {
+        match outcome {
+            Copied::Present => present += 1,
+            Copied::Mounted => mounted += 1,
+            Copied::Transferred => copied += 1,
         }
     }
-    std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let config = put_document(target, CONFIG_MEDIA_TYPE, &image.config, scratch)?;
+    let config = put_document(target, CONFIG_MEDIA_TYPE, &image.config)?;
     let manifest = spec::to_bytes(&image.manifest(config));
     let digest = target.put_manifest(tag, MANIFEST_MEDIA_TYPE, &manifest)?;
     Ok(Written {
@@ -87,8 +85,9 @@ pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, scratch: &
 
 /// Writes a `docker save`-style archive (`manifest.json`, the config, one file per layer)
 /// that `docker load`, `podman load` and `skopeo` read. Layers are stored compressed, as
-/// they are in the mirror; the archive appears only when complete.
-pub fn write_docker_archive(image: &Image, file: &Path, name: &str, scratch: &Path) -> Result<Written> {
+/// they are in the mirror, each streamed from its source once and verified against its
+/// descriptor; the archive appears only when complete.
+pub fn write_docker_archive(image: &Image, file: &Path, name: &str) -> Result<Written> {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -102,14 +101,15 @@ pub fn write_docker_archive(image: &Image, file: &Path, name: &str, scratch: &Pa
     let mut layer_names = Vec::new();
     for l in &image.layers {
         let desc: &Descriptor = &l.layer.descriptor;
-        let local = match l.source.local_blob_path(&desc.digest) {
-            Some(p) => p,
-            None => fetch_blob(l.source.as_ref(), desc, &scratch.join("blobs"))?,
-        };
         let entry = format!("{}.tar.gz", desc.digest.hex());
         if !layer_names.contains(&entry) {
-            let f = File::open(&local).with_context(|| format!("opening {}", local.display()))?;
-            append(&mut tar, &entry, desc.size, f)?;
+            let source = l.source.as_ref();
+            let what = format!("layer {} from {}", desc.digest, source.location());
+            let reader = source
+                .open_blob(&desc.digest)
+                .with_context(|| format!("reading {what}"))?;
+            let verified = VerifyingReader::new(reader, desc.digest.clone(), Some(desc.size), what);
+            append(&mut tar, &entry, desc.size, verified)?;
         }
         layer_names.push(entry);
     }

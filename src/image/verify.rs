@@ -1,7 +1,7 @@
 //! Checking an image's package layers before the image is written, once per layer.
 //!
 //! A package layer goes into an image only if it satisfies what `install` demands before
-//! unpacking (see [`crate::build::unpack`]): its blob matches its digest and size, its tar
+//! unpacking (see [`crate::layer::unpack`]): its blob matches its digest and size, its tar
 //! stream matches the config's `diff_id`, it expands to at most the size cap, and every
 //! member is inside the package's prefix (symlinks resolving there too). That means reading
 //! each blob once.
@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::Image;
-use crate::build::unpack::{self, LayerCheck};
+use super::{Image, ImageLayer};
 use crate::digest::Digest;
+use crate::layer::unpack::{self, LayerCheck};
 
 /// Positive verification results, one small file per (layer digest, `diff_id`, prefix).
 #[derive(Debug, Clone)]
@@ -96,25 +96,33 @@ pub struct Verified {
 
 /// Checks every package layer of `image` (those with a prefix), reading each blob once
 /// from its source unless `cache` holds a positive result; `max_size` caps each layer's
-/// uncompressed size. Base layers are not checked (they are not stackci packages).
+/// uncompressed size. Layers are checked one per core at a time (hashing and gunzip are
+/// CPU-bound). Base layers are not checked (they are not stackci packages).
 pub fn verify_package_layers(image: &Image, cache: &VerifiedCache, max_size: u64) -> Result<Verified> {
     let mut done = Verified::default();
+    let mut todo = Vec::new();
     for l in &image.layers {
         let Some(prefix) = &l.prefix else { continue };
         let check = LayerCheck::package(&l.layer, prefix, max_size);
-        if cache.contains(&check) {
+        // A layer listed twice is read once; the second counts as vouched for, as before.
+        if cache.contains(&check) || todo.iter().any(|(_, c): &(&ImageLayer, LayerCheck)| *c == check) {
             done.cached += 1;
-            continue;
+        } else {
+            todo.push((l, check));
         }
+    }
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    crate::parallel::try_map(&todo, jobs, |(l, check)| {
         let digest = &check.digest;
         let source = l.source.as_ref();
         let reader = source
             .open_blob(digest)
             .with_context(|| format!("reading layer {digest} from {}", source.location()))?;
-        let size = unpack::verify_layer(reader, &check, &source.location())
+        let prefix = check.prefix.as_deref().unwrap_or(std::path::Path::new("/"));
+        let size = unpack::verify_layer(reader, check, &source.location())
             .with_context(|| format!("checking layer {digest} of {}", prefix.display()))?;
-        cache.record(&check, size)?;
-        done.read += 1;
-    }
+        cache.record(check, size)
+    })?;
+    done.read += todo.len();
     Ok(done)
 }

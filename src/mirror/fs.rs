@@ -4,18 +4,22 @@
 //! so readers never see partial content. Conditional writes hold an exclusive lock on
 //! `<root>/.stackci-lock` while they compare versions and rename, which makes the
 //! read-compare-write of `index.json` atomic across processes. Files get the mode
-//! `File::create` would give (`0666` minus the umask). Temporary files left by a killed
+//! `File::create` would give (`0666` minus the umask). A blob handed over by its writer (a
+//! freshly packed layer, [`super::BlobSource::movable`]) is renamed into place when it is on
+//! the mirror's file system, and copied otherwise. Temporary files left by a killed
 //! writer are removed by the next writer or `stackci index` ([`temp`] has the rule).
 
 mod temp;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use anyhow::{Context, Result};
 
+use super::BlobSource;
 use super::store::{Listed, ObjectStore, Precondition, Version};
 use crate::digest::Digest;
 use crate::lockfile::Lock;
@@ -51,6 +55,11 @@ impl FsStore {
         self.root.join(key)
     }
 
+    /// The file holding `key`, when it exists (lets readers use it in place).
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key)).filter(|p| p.is_file())
+    }
+
     /// Creates a temporary file, named after this process, in the directory that will hold `key`.
     fn temp_for(&self, key: &str) -> Result<tempfile::NamedTempFile> {
         self.cleaned.call_once(|| {
@@ -63,6 +72,23 @@ impl FsStore {
             .with_context(|| format!("creating a temporary file in {}", dir.display()))
     }
 
+    /// Moves the handed-over `file` to `key` by rename, with the mode a new file gets and
+    /// synced like any other object; `Ok(false)` when it is on another file system.
+    fn move_into(&self, file: &Path, key: &str) -> Result<bool> {
+        let dest = self.path(key);
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        f.set_permissions(fs::Permissions::from_mode(new_file_mode()))
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("syncing {}", file.display()))?;
+        match fs::rename(file, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("renaming {} to {}", file.display(), dest.display())),
+        }
+    }
+
     fn write_atomic(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path(key);
         let mut tmp = self.temp_for(key)?;
@@ -73,6 +99,23 @@ impl FsStore {
             .with_context(|| format!("renaming into {}", dest.display()))?;
         Ok(())
     }
+}
+
+/// The mode `File::create` gives: `0666` minus the process umask (read from `/proc`, which
+/// unlike `umask(2)` does not change it; `0644` where `/proc` does not say).
+fn new_file_mode() -> u32 {
+    static MODE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| {
+        let umask = fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022);
+        0o666 & !umask
+    })
 }
 
 fn version_of(bytes: &[u8]) -> Version {
@@ -107,13 +150,20 @@ impl ObjectStore for FsStore {
         }
     }
 
-    fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+    fn put(&self, key: &str, source: &dyn BlobSource) -> Result<()> {
         let dest = self.path(key);
+        if let Some(file) = source.path().filter(|_| source.movable())
+            && self.move_into(file, key)?
+        {
+            return Ok(());
+        }
         let mut tmp = self.temp_for(key)?;
         // Not `fs::copy`: it would give the blob the source's mode instead of the umask's.
-        let mut src = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-        io::copy(&mut src, tmp.as_file_mut())
-            .with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
+        let what = source
+            .path()
+            .map_or_else(|| "a blob".to_string(), |p| p.display().to_string());
+        let mut src = source.open()?;
+        io::copy(&mut src, tmp.as_file_mut()).with_context(|| format!("copying {what} to {}", dest.display()))?;
         tmp.as_file()
             .sync_all()
             .with_context(|| format!("syncing {}", dest.display()))?;
@@ -156,10 +206,6 @@ impl ObjectStore for FsStore {
             .sum()
     }
 
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        Some(self.path(key)).filter(|p| p.is_file())
-    }
-
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let dir = self.path(prefix);
         let entries = match fs::read_dir(&dir) {
@@ -194,6 +240,8 @@ impl ObjectStore for FsStore {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]
@@ -210,6 +258,40 @@ mod tests {
         );
         assert!(!s.write_if("index.json", b"4", &Precondition::Matches(v)).unwrap());
         assert_eq!(s.read_versioned("index.json").unwrap().unwrap().0, b"3");
+    }
+
+    #[test]
+    fn a_handed_over_file_is_renamed_into_place_with_the_usual_mode() {
+        use std::os::unix::fs::PermissionsExt;
+
+        use crate::mirror::FileSource;
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::new(dir.path().join("m"));
+        let kept = dir.path().join("kept");
+        fs::write(&kept, b"copied").unwrap();
+        s.put("blobs/sha256/a", &FileSource::new(&kept, 6)).unwrap();
+        assert!(kept.exists(), "a file that is not handed over stays");
+
+        let given = dir.path().join("given");
+        fs::write(&given, b"moved").unwrap();
+        fs::set_permissions(&given, fs::Permissions::from_mode(0o600)).unwrap();
+        let inode = fs::metadata(&given).unwrap().ino();
+        s.put("blobs/sha256/b", &FileSource::hand_over(&given, 5)).unwrap();
+        assert!(!given.exists(), "renamed, not copied");
+        let stored = fs::metadata(dir.path().join("m/blobs/sha256/b")).unwrap();
+        assert_eq!(stored.ino(), inode);
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let mode = |m: &fs::Metadata| m.permissions().mode() & 0o777;
+        assert_eq!(mode(&stored), mode(&fs::metadata(&plain).unwrap()));
+
+        // From another file system (when /dev/shm is one), the store copies instead.
+        if let Ok(shm) = tempfile::tempdir_in("/dev/shm") {
+            let far = shm.path().join("far");
+            fs::write(&far, b"far away").unwrap();
+            s.put("blobs/sha256/c", &FileSource::hand_over(&far, 8)).unwrap();
+            assert_eq!(fs::read(dir.path().join("m/blobs/sha256/c")).unwrap(), b"far away");
+        }
     }
 
     #[test]

@@ -10,16 +10,16 @@ mod reindex;
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
 use std::thread;
 
 use anyhow::{Context, Result, bail};
 
-use super::Mirror;
+use super::fs::FsStore;
 use super::store::{ObjectStore, Precondition};
+use super::{BlobSource, Mirror};
 use crate::digest::Digest;
 use crate::net::Retry;
-use crate::spec::{self, Descriptor, Index};
+use crate::spec::{Descriptor, Index};
 
 const INDEX: &str = "index.json";
 const LAYOUT: &str = "oci-layout";
@@ -118,9 +118,20 @@ impl<S: ObjectStore> LayoutMirror<S> {
     }
 }
 
-impl<S: ObjectStore> Mirror for LayoutMirror<S> {
+impl LayoutMirror<FsStore> {
+    /// The file holding blob `digest`, when the layout has it.
+    pub fn blob_path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        self.store.local_path(&blob_key(digest))
+    }
+}
+
+impl<S: ObjectStore + 'static> Mirror for LayoutMirror<S> {
     fn location(&self) -> String {
         self.store.location()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn has_blob(&self, digest: &Digest) -> Result<bool> {
@@ -133,12 +144,8 @@ impl<S: ObjectStore> Mirror for LayoutMirror<S> {
             .with_context(|| format!("blob {digest} is not in {}", self.store.location()))
     }
 
-    fn local_blob_path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
-        self.store.local_path(&blob_key(digest))
-    }
-
-    fn put_blob(&self, digest: &Digest, _size: u64, file: &Path) -> Result<()> {
-        self.store.put_file(&blob_key(digest), file)
+    fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
+        self.store.put(&blob_key(digest), source)
     }
 
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
@@ -174,28 +181,4 @@ impl<S: ObjectStore> Mirror for LayoutMirror<S> {
     fn reindex(&self) -> Result<usize> {
         self.rebuild_index()
     }
-}
-
-/// Serializes and stores a small document as a blob, returning its descriptor.
-pub fn put_document<M: Mirror + ?Sized, T: serde::Serialize>(
-    mirror: &M,
-    media_type: &str,
-    doc: &T,
-    scratch: &Path,
-) -> Result<Descriptor> {
-    let bytes = spec::to_bytes(doc);
-    let digest = Digest::of(&bytes);
-    if !mirror.has_blob(&digest)? {
-        let mut tmp = tempfile::NamedTempFile::new_in(scratch)
-            .with_context(|| format!("creating a temporary file in {}", scratch.display()))?;
-        std::io::Write::write_all(&mut tmp, &bytes)?;
-        mirror.put_blob(&digest, bytes.len() as u64, tmp.path())?;
-    }
-    Ok(Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size: bytes.len() as u64,
-        annotations: Default::default(),
-        extra: Default::default(),
-    })
 }

@@ -10,8 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context as _, Result};
 
-use super::Mirror;
 use super::open::{MirrorOptions, open};
+use super::{BlobSource, Mirror};
 use crate::digest::Digest;
 use crate::net::redact;
 
@@ -62,6 +62,14 @@ impl Mirror for LazyMirror {
         }
     }
 
+    /// The opened backend, so probes see its abilities; this wrapper when it cannot be opened.
+    fn as_any(&self) -> &dyn std::any::Any {
+        match self.get() {
+            Ok(m) => m.as_any(),
+            Err(_) => self,
+        }
+    }
+
     fn has_blob(&self, digest: &Digest) -> Result<bool> {
         self.get()?.has_blob(digest)
     }
@@ -70,8 +78,8 @@ impl Mirror for LazyMirror {
         self.get()?.open_blob(digest)
     }
 
-    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> Result<()> {
-        self.get()?.put_blob(digest, size, file)
+    fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
+        self.get()?.put_blob(digest, source)
     }
 
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
@@ -84,18 +92,6 @@ impl Mirror for LazyMirror {
 
     fn list_tags(&self) -> Result<std::collections::BTreeSet<String>> {
         self.get()?.list_tags()
-    }
-
-    fn local_blob_path(&self, digest: &Digest) -> Option<PathBuf> {
-        self.get().ok()?.local_blob_path(digest)
-    }
-
-    fn mount_blob_from(&self, digest: &Digest, from: &dyn Mirror) -> Result<bool> {
-        self.get()?.mount_blob_from(digest, from)
-    }
-
-    fn registry_repository(&self) -> Option<(String, String)> {
-        self.get().ok()?.registry_repository()
     }
 
     fn reindex(&self) -> Result<usize> {

@@ -1,34 +1,37 @@
 //! Binary mirrors: one content model (OCI blobs + one image manifest per package, tagged
 //! `<name>-<version>-<hash>`) over several backends.
 //!
-//! Every backend implements the small [`Mirror`] core; pushing and pulling packages
-//! ([`package`]) is written once on top of it. Object-store backends (a directory, an S3
-//! bucket) share the OCI-image-layout logic in [`layout`] through the [`store::ObjectStore`]
-//! trait, so `file://` and `s3://` mirrors hold the same layout.
+//! The mirror is storage: every backend implements the small [`Mirror`] core (blobs by
+//! digest, stored from a re-openable [`BlobSource`]; manifests by tag; the tag list), and
+//! what a package is ([`crate::package`]) is written once on top of it. Abilities only some
+//! backends have (a blob as a local file, a registry's cross-repository mount) are not in
+//! the trait: callers probe for them ([`probe`]), and [`copy::copy_blob`] uses the best one
+//! available. [`location::Location`] parses where a mirror or an image is, and
+//! [`open::open_location`] opens it. Object-store backends (a directory, an S3 bucket)
+//! share the OCI-image-layout logic in [`layout`] through the [`store::ObjectStore`] trait,
+//! so `file://` and `s3://` mirrors hold the same layout.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
 
 use anyhow::Result;
 
 use crate::digest::Digest;
 
+pub mod copy;
 pub mod fs;
 pub mod layout;
 pub mod lazy;
+pub mod location;
 pub mod oci;
 pub mod open;
-pub mod package;
+pub mod probe;
 pub mod s3;
+pub mod source;
 pub mod store;
 
-/// Media type of an OCI image manifest.
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Media type of an OCI image config.
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-/// Media type of a package layer.
-pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub use source::{BlobSource, FileSource};
 
 /// The core every mirror backend implements: blobs by digest, manifests by tag, and the tag list.
 ///
@@ -38,14 +41,20 @@ pub trait Mirror: Send + Sync {
     /// Where the mirror is, for messages (never contains credentials).
     fn location(&self) -> String;
 
+    /// The backend itself, so callers can probe for abilities only some backends have (see
+    /// [`probe`]); a wrapper returns the backend it wraps. Implement as `self`.
+    fn as_any(&self) -> &dyn Any;
+
     /// Whether a blob is stored.
     fn has_blob(&self, digest: &Digest) -> Result<bool>;
 
     /// Opens a stored blob. The reader is unverified: callers check the digest.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send>>;
 
-    /// Stores the blob held in `file`, whose digest and size the caller computed.
-    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> Result<()>;
+    /// Stores the blob `source` holds, whose digest the caller computed. The backend may read
+    /// the source more than once, and may move a handed-over file into place. It need not
+    /// check whether it has the blob already: callers ask [`Mirror::has_blob`] first.
+    fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()>;
 
     /// The manifest a tag points at, if the tag exists.
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>>;
@@ -55,23 +64,6 @@ pub trait Mirror: Send + Sync {
 
     /// Every tag in the mirror, read in one listing.
     fn list_tags(&self) -> Result<BTreeSet<String>>;
-
-    /// A local file holding the blob, when the backend stores blobs as files (lets uploads
-    /// elsewhere read it in place instead of downloading a copy).
-    fn local_blob_path(&self, _digest: &Digest) -> Option<std::path::PathBuf> {
-        None
-    }
-
-    /// Makes a blob that `from` holds available here without transferring it (a registry's
-    /// cross-repository mount); `Ok(false)` when this backend or pair cannot.
-    fn mount_blob_from(&self, _digest: &Digest, _from: &dyn Mirror) -> Result<bool> {
-        Ok(false)
-    }
-
-    /// `(registry host, repository)` when this mirror is a registry repository.
-    fn registry_repository(&self) -> Option<(String, String)> {
-        None
-    }
 
     /// Rebuilds the index from the stored manifests; returns how many tags it holds.
     /// Backends whose tag list is authoritative (registries) just count them.

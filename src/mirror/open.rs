@@ -1,4 +1,4 @@
-//! Choosing a mirror backend from a URL.
+//! Opening a mirror backend for a [`Location`].
 
 use std::path::{Path, PathBuf};
 
@@ -7,10 +7,10 @@ use anyhow::{Result, bail};
 use super::Mirror;
 use super::fs::FsStore;
 use super::layout::LayoutMirror;
+use super::location::Location;
 use super::oci::client::ClientOptions;
 use super::oci::mirror::RegistryMirror;
 use super::s3::{S3Options, S3Store};
-use crate::net::redact;
 
 /// Options every backend may use; each states its default.
 #[derive(Debug, Clone, Default)]
@@ -24,47 +24,38 @@ pub struct MirrorOptions {
 }
 
 /// Opens the mirror at `url`: `file://DIR` (or a plain path, relative to `base`),
-/// `s3://BUCKET/PREFIX`, `oci://HOST/REPO` or `oci+http://HOST/REPO`.
-///
-/// A URL with credentials (`oci://user:token@...`) is refused, naming where they go instead;
-/// messages show URLs with credentials masked.
+/// `s3://BUCKET/PREFIX`, `oci://HOST/REPO` or `oci+http://HOST/REPO` (see
+/// [`Location::mirror`]; URLs with credentials are refused).
 pub fn open(url: &str, base: &Path, opts: &MirrorOptions) -> Result<Box<dyn Mirror>> {
-    if redact::userinfo(url).is_some() {
-        let hint = if url.starts_with("s3://") {
-            redact::S3_HINT
-        } else {
-            redact::REGISTRY_HINT
-        };
-        bail!("the mirror URL `{}` carries credentials: {hint}", redact::url(url));
+    open_location(&Location::mirror(url, base)?, opts)
+}
+
+/// Opens the backend holding `location`: the layout directory, the bucket, or the registry
+/// repository (an image reference's tag is not part of the mirror).
+pub fn open_location(location: &Location, opts: &MirrorOptions) -> Result<Box<dyn Mirror>> {
+    match location {
+        Location::Layout { dir, .. } => Ok(Box::new(LayoutMirror::new(FsStore::new(dir)))),
+        Location::Registry(reference) => {
+            let client = ClientOptions {
+                ca_cert: opts.ca_cert.clone(),
+                jobs: if opts.jobs == 0 {
+                    ClientOptions::default().jobs
+                } else {
+                    opts.jobs
+                },
+                ..ClientOptions::default()
+            };
+            Ok(Box::new(RegistryMirror::for_repository(reference.clone(), &client)?))
+        }
+        Location::S3 { .. } => {
+            let s3 = S3Options {
+                endpoint: opts.s3_endpoint.clone(),
+                ..S3Options::default()
+            };
+            Ok(Box::new(LayoutMirror::new(S3Store::new(&location.to_string(), &s3)?)))
+        }
+        Location::Scratch | Location::DockerArchive { .. } => {
+            bail!("`{location}` is not a mirror: use a directory, s3://, oci:// or oci+http://")
+        }
     }
-    if let Some(path) = url.strip_prefix("file://") {
-        return Ok(Box::new(LayoutMirror::new(FsStore::new(base.join(path)))));
-    }
-    if url.starts_with("oci://") || url.starts_with("oci+http://") {
-        let client = ClientOptions {
-            ca_cert: opts.ca_cert.clone(),
-            jobs: if opts.jobs == 0 {
-                ClientOptions::default().jobs
-            } else {
-                opts.jobs
-            },
-            ..ClientOptions::default()
-        };
-        return Ok(Box::new(RegistryMirror::new(url, &client)?));
-    }
-    if url.starts_with("s3://") {
-        let s3 = S3Options {
-            endpoint: opts.s3_endpoint.clone(),
-            ..S3Options::default()
-        };
-        return Ok(Box::new(LayoutMirror::new(S3Store::new(url, &s3)?)));
-    }
-    if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or_default();
-        bail!(
-            "unsupported mirror URL `{}`: scheme `{scheme}` is not one of file://, s3://, oci://, oci+http://",
-            redact::url(url)
-        );
-    }
-    Ok(Box::new(LayoutMirror::new(FsStore::new(base.join(url)))))
 }

@@ -35,6 +35,7 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::primitives::{ByteStream, Length};
 
 use self::error::{Kind, Target};
+use super::source::{BlobSource, local_file};
 use super::store::{Listed, ObjectStore, Precondition, Version};
 use crate::net::{self, Retry};
 
@@ -225,7 +226,7 @@ fn refuse_credentials(endpoint: &str) -> Result<()> {
 }
 
 /// Splits `s3://BUCKET/PREFIX` into the bucket and the prefix without surrounding slashes.
-fn parse_url(url: &str) -> Result<(String, String)> {
+pub(crate) fn parse_url(url: &str) -> Result<(String, String)> {
     let shown = crate::net::redact::url(url);
     if crate::net::redact::userinfo(url).is_some() {
         bail!(
@@ -288,7 +289,10 @@ impl ObjectStore for S3Store {
         }
     }
 
-    fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+    fn put(&self, key: &str, source: &dyn BlobSource) -> Result<()> {
+        // Parts are read by range, in parallel: a source without a file is copied to one first.
+        let local = local_file(source, None)?;
+        let file = local.path();
         let key = self.full_key(key);
         let size = std::fs::metadata(file)
             .with_context(|| format!("reading {}", file.display()))?

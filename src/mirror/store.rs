@@ -1,10 +1,11 @@
 //! Key/value object stores that can hold an OCI image layout (a directory, an S3 bucket).
 
 use std::io::Read;
-use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Result;
+
+use super::BlobSource;
 
 /// An opaque version of an object, compared for conditional writes (an S3 ETag, a file's digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +41,9 @@ pub trait ObjectStore: Send + Sync {
     /// Opens `key` for streaming reads; `None` when it does not exist.
     fn open(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>>;
 
-    /// Stores the contents of `file` under `key`; readers never see a partial object.
-    fn put_file(&self, key: &str, file: &Path) -> Result<()>;
+    /// Stores the bytes of `source` under `key`; readers never see a partial object. A
+    /// handed-over file ([`BlobSource::movable`]) may be renamed into place.
+    fn put(&self, key: &str, source: &dyn BlobSource) -> Result<()>;
 
     /// Stores small `bytes` under `key`, unconditionally and atomically.
     fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()>;
@@ -62,10 +64,5 @@ pub trait ObjectStore: Send + Sync {
     /// on the server (S3) have nothing to remove.
     fn remove_stale_temporaries(&self) -> usize {
         0
-    }
-
-    /// The local file holding `key`, for stores that keep objects as files.
-    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
-        None
     }
 }

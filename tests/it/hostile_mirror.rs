@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
-use stackci::build::stream::DEFAULT_MAX_LAYER_SIZE;
 use stackci::digest::Digest;
 use stackci::image::budget::limit_layers;
 use stackci::image::verify::{Verified, VerifiedCache, verify_package_layers};
 use stackci::image::{Image, assemble};
+use stackci::layer::stream::DEFAULT_MAX_LAYER_SIZE;
+use stackci::mirror::Mirror;
 use stackci::mirror::open::{MirrorOptions, open};
-use stackci::mirror::{MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::spec::MANIFEST_MEDIA_TYPE;
 
 use crate::common::*;
 
@@ -180,12 +181,9 @@ fn tamper(dir: &Path, tag: &str, layer: &[u8], diff_id: Option<Digest>, edit: im
         &MirrorOptions::default(),
     )
     .unwrap();
-    let scratch = tempfile::tempdir().unwrap();
     let put = |bytes: &[u8]| {
         let digest = Digest::of(bytes);
-        let f = scratch.path().join(digest.hex());
-        fs::write(&f, bytes).unwrap();
-        m.put_blob(&digest, bytes.len() as u64, &f).unwrap();
+        m.put_blob(&digest, &bytes.to_vec()).unwrap();
         digest
     };
     let mut manifest: Value = serde_json::from_slice(&m.get_manifest(tag).unwrap().unwrap()).unwrap();
@@ -518,8 +516,11 @@ impl Mirror for Counting {
         self.opened.fetch_add(1, Ordering::SeqCst);
         self.inner.open_blob(digest)
     }
-    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> anyhow::Result<()> {
-        self.inner.put_blob(digest, size, file)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn put_blob(&self, digest: &Digest, source: &dyn stackci::mirror::BlobSource) -> anyhow::Result<()> {
+        self.inner.put_blob(digest, source)
     }
     fn get_manifest(&self, tag: &str) -> anyhow::Result<Option<Vec<u8>>> {
         self.inner.get_manifest(tag)

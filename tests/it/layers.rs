@@ -7,10 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use stackci::build::pack::{PackOptions, pack_prefix};
-use stackci::build::stream::{DEFAULT_MAX_LAYER_SIZE, DiffIdMismatch, LayerTooLarge};
-use stackci::build::unpack::{LayerCheck, Refusal, UnsafeMember, unpack, unpack_layer, verify_file, verify_layer};
 use stackci::digest::{Digest, DigestMismatch};
+use stackci::layer::pack::{PackOptions, pack_prefix};
+use stackci::layer::stream::{DEFAULT_MAX_LAYER_SIZE, DiffIdMismatch, LayerTooLarge};
+use stackci::layer::unpack::{LayerCheck, Refusal, UnsafeMember, unpack, unpack_layer, verify_file, verify_layer};
 use tar::EntryType;
 
 fn write_file(path: &Path, data: &[u8], mode: u32) {
@@ -67,10 +67,10 @@ fn packed_layers_unpack_to_the_same_tree_and_merge() {
     let lb = pack_prefix(&b, &tmp.path().join("b.tar.gz"), &opts).unwrap();
 
     let root = tmp.path().join("root");
-    unpack_layer(&tmp.path().join("a.tar.gz"), &la.digest, &root).unwrap();
-    unpack_layer(&tmp.path().join("b.tar.gz"), &lb.digest, &root).unwrap();
+    unpack_layer(&tmp.path().join("a.tar.gz"), &la.descriptor.digest, &root).unwrap();
+    unpack_layer(&tmp.path().join("b.tar.gz"), &lb.descriptor.digest, &root).unwrap();
     // Unpacking again is harmless (files are replaced, directories merged).
-    unpack_layer(&tmp.path().join("a.tar.gz"), &la.digest, &root).unwrap();
+    unpack_layer(&tmp.path().join("a.tar.gz"), &la.descriptor.digest, &root).unwrap();
 
     for p in [&a, &b] {
         let there = root.join(p.strip_prefix("/").unwrap());
@@ -100,7 +100,7 @@ fn concurrent_unpacks_into_one_root_all_land() {
             let prefix = make_prefix(&src, &format!("p{i}-1.0-hash"));
             let blob = tmp.path().join(format!("p{i}.tar.gz"));
             let layer = pack_prefix(&prefix, &blob, &PackOptions::default()).unwrap();
-            (prefix, blob, layer.digest)
+            (prefix, blob, layer.descriptor.digest)
         })
         .collect();
     let root = tmp.path().join("root");
@@ -142,9 +142,9 @@ fn corrupted_or_truncated_blobs_extract_nothing() {
         fs::write(&bad, &bytes).unwrap();
         let root = tmp.path().join(format!("root-{what}"));
         fs::create_dir(&root).unwrap();
-        let err = unpack_layer(&bad, &layer.digest, &root).unwrap_err();
+        let err = unpack_layer(&bad, &layer.descriptor.digest, &root).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains(&layer.digest.to_string()), "{what}: {msg}");
+        assert!(msg.contains(&layer.descriptor.digest.to_string()), "{what}: {msg}");
         assert!(
             err.chain().any(|e| e.downcast_ref::<DigestMismatch>().is_some()),
             "{what}: {msg}"
@@ -512,8 +512,8 @@ fn a_packed_prefix_unpacks_confined_to_itself() {
     let packed = pack_prefix(&prefix, &blob, &PackOptions::default()).unwrap();
     let root = tmp.path().join("root");
     let check = LayerCheck {
-        digest: packed.digest.clone(),
-        size: Some(packed.size),
+        digest: packed.descriptor.digest.clone(),
+        size: Some(packed.descriptor.size),
         diff_id: Some(packed.diff_id.clone()),
         prefix: Some(prefix.clone()),
         max_size: DEFAULT_MAX_LAYER_SIZE,
@@ -667,8 +667,8 @@ fn the_diff_id_is_checked_in_the_same_pass() {
     let packed = pack_prefix(&prefix, &blob, &PackOptions::default()).unwrap();
     let wrong = Digest::of(b"not the tar stream");
     let check = LayerCheck {
-        digest: packed.digest.clone(),
-        size: Some(packed.size),
+        digest: packed.descriptor.digest.clone(),
+        size: Some(packed.descriptor.size),
         diff_id: Some(wrong.clone()),
         prefix: Some(prefix.clone()),
         max_size: DEFAULT_MAX_LAYER_SIZE,
@@ -693,10 +693,10 @@ fn the_diff_id_is_checked_in_the_same_pass() {
             .unwrap_or_else(|| panic!("not a DiffIdMismatch: {msg}"));
         assert_eq!(
             (&mismatch.layer, &mismatch.expected, &mismatch.actual),
-            (&packed.digest, &wrong, &packed.diff_id)
+            (&packed.descriptor.digest, &wrong, &packed.diff_id)
         );
         assert!(
-            msg.contains(&packed.digest.to_string()) && msg.contains(&wrong.to_string()),
+            msg.contains(&packed.descriptor.digest.to_string()) && msg.contains(&wrong.to_string()),
             "{msg}"
         );
     }

@@ -15,17 +15,38 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stackci::digest::{Digest, Hasher, VerifyingReader};
-use stackci::mirror::oci::manifests::DOCKER_MANIFEST_MEDIA_TYPE;
 use stackci::mirror::oci::{
-    BlobFile, BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, UploadStart, lookup_credentials,
+    BlobPush, ClientOptions, Credentials, RegistryError, RegistryMirror, UploadStart, lookup_credentials,
 };
-use stackci::mirror::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
+use stackci::mirror::{FileSource, Mirror};
 use stackci::net::{Retry, Secret};
+use stackci::spec::DOCKER_MANIFEST_MEDIA_TYPE;
+use stackci::spec::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 use fault_proxy::{Action, Proxy, RequestHead, Rng};
 use registry::Peer;
 
 const MIB: u64 = 1024 * 1024;
+
+/// A test blob in a file, with its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BlobFile {
+    digest: Digest,
+    size: u64,
+    path: std::path::PathBuf,
+}
+
+impl BlobFile {
+    /// The file as a blob source.
+    fn src(&self) -> FileSource {
+        FileSource::new(&self.path, self.size)
+    }
+}
+
+/// Blobs as `push_blobs` takes them.
+fn pairs(blobs: &[BlobFile]) -> Vec<(Digest, FileSource)> {
+    blobs.iter().map(|b| (b.digest.clone(), b.src())).collect()
+}
 
 /// Options for tests: quick retries so failures show fast.
 fn opts() -> ClientOptions {
@@ -114,7 +135,7 @@ fn blob_steps_head_post_put_get_with_a_streamed_multi_mib_file() {
         "{session}"
     );
     mirror
-        .block_on(client.put_upload("steps/blobs", &session, &blob))
+        .block_on(client.put_upload("steps/blobs", &session, &blob.digest, &blob.src()))
         .unwrap();
     assert_eq!(
         mirror.block_on(client.blob_size("steps/blobs", &blob.digest)).unwrap(),
@@ -131,7 +152,7 @@ fn blob_steps_head_post_put_get_with_a_streamed_multi_mib_file() {
     };
     let session = mirror.block_on(client.start_upload("steps/blobs")).unwrap();
     let err = mirror
-        .block_on(client.put_upload("steps/blobs", &session, &lie))
+        .block_on(client.put_upload("steps/blobs", &session, &lie.digest, &lie.src()))
         .unwrap_err();
     assert!(error_text(&err).contains("DIGEST_INVALID"), "{err:#}");
     // A missing blob is an error naming it, not an empty reader.
@@ -153,7 +174,7 @@ fn chunked_upload_steps_patch_status_commit() {
 
     let session = mirror.block_on(client.start_upload(repo)).unwrap();
     let after = mirror
-        .block_on(client.patch_upload(repo, &session, &blob, MIB))
+        .block_on(client.patch_upload(repo, &session, &blob.src(), MIB))
         .unwrap();
     let (_, offset) = mirror.block_on(client.upload_status(repo, &after)).unwrap();
     assert_eq!(offset, blob.size, "the registry holds every byte before the commit");
@@ -177,7 +198,10 @@ fn chunked_upload_steps_patch_status_commit() {
     )
     .unwrap();
     let second = random_blob(tmp.path(), "second", MIB + 17, 4);
-    assert_eq!(chunked.push_blob(&second, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        chunked.push_blob(&second.digest, &second.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
     assert_eq!(read_back(&chunked, &second), second.size);
 }
 
@@ -204,7 +228,10 @@ fn falls_back_to_chunks_when_a_single_put_is_refused() {
     });
     let mirror = RegistryMirror::new(&format!("oci+http://{}/fallback", proxy.host()), &opts()).unwrap();
     let blob = random_blob(tmp.path(), "blob", 9 * MIB, 5);
-    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        mirror.push_blob(&blob.digest, &blob.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
     assert_eq!(patches.load(Ordering::SeqCst), 2, "9 MiB in 8 MiB chunks");
     assert_eq!(read_back(&mirror, &blob), blob.size);
 }
@@ -234,7 +261,10 @@ fn chunked_upload_resumes_from_the_upload_status_after_416() {
     };
     let mirror = RegistryMirror::new(&format!("oci+http://{}/resume416", proxy.host()), &opts).unwrap();
     let blob = random_blob(tmp.path(), "blob", 2 * MIB + MIB / 2, 50);
-    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        mirror.push_blob(&blob.digest, &blob.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
     assert_eq!(statuses.load(Ordering::SeqCst), 1, "asked the registry where to resume");
     assert_eq!(patches.load(Ordering::SeqCst), 4, "three chunks, one sent twice");
     assert_eq!(read_back(&mirror, &blob), blob.size);
@@ -262,7 +292,10 @@ fn a_lost_upload_session_starts_the_blob_over() {
     });
     let mirror = RegistryMirror::new(&format!("oci+http://{}/lost", proxy.host()), &opts()).unwrap();
     let blob = random_blob(tmp.path(), "blob", 300_000, 51);
-    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        mirror.push_blob(&blob.digest, &blob.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
     assert_eq!(posts.load(Ordering::SeqCst), 2, "a second session was opened");
     assert_eq!(read_back(&mirror, &blob), blob.size);
 }
@@ -319,7 +352,7 @@ fn credentials_are_not_sent_along_a_redirect_to_another_host() {
     };
     let mirror = RegistryMirror::new(&format!("oci+http://{}/redirected", front.host()), &opts).unwrap();
     let blob = random_blob(tmp.path(), "blob", MIB, 52);
-    mirror.push_blob(&blob, None).unwrap();
+    mirror.push_blob(&blob.digest, &blob.src(), None).unwrap();
     assert_eq!(read_back(&mirror, &blob), blob.size);
     let storage_auth = storage_auth.lock().unwrap().clone();
     assert_eq!(
@@ -337,7 +370,10 @@ fn cross_repository_mount() {
     let source = RegistryMirror::new(&peer.mirror_url("team/source"), &opts()).unwrap();
     let target = RegistryMirror::new(&peer.mirror_url("team/target"), &opts()).unwrap();
     let blob = random_blob(tmp.path(), "layer", 3 * MIB, 6);
-    assert_eq!(source.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        source.push_blob(&blob.digest, &blob.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
 
     assert!(!target.has_blob(&blob.digest).unwrap());
     let start = target
@@ -346,18 +382,25 @@ fn cross_repository_mount() {
     assert_eq!(start, UploadStart::Mounted);
     assert!(target.has_blob(&blob.digest).unwrap());
     assert_eq!(
-        target.push_blob(&blob, Some("team/source")).unwrap(),
+        target
+            .push_blob(&blob.digest, &blob.src(), Some("team/source"))
+            .unwrap(),
         BlobPush::Existed,
         "HEAD first"
     );
 
     let other = RegistryMirror::new(&peer.mirror_url("team/other"), &opts()).unwrap();
-    assert_eq!(other.push_blob(&blob, Some("team/source")).unwrap(), BlobPush::Mounted);
+    assert_eq!(
+        other.push_blob(&blob.digest, &blob.src(), Some("team/source")).unwrap(),
+        BlobPush::Mounted
+    );
     assert_eq!(read_back(&other, &blob), blob.size);
     // Mounting what the source does not have opens a normal upload instead.
     let fresh = random_blob(tmp.path(), "fresh", 1000, 7);
     assert_eq!(
-        other.push_blob(&fresh, Some("team/source")).unwrap(),
+        other
+            .push_blob(&fresh.digest, &fresh.src(), Some("team/source"))
+            .unwrap(),
         BlobPush::Uploaded
     );
 }
@@ -374,7 +417,7 @@ fn manifests_come_back_byte_identical_for_oci_and_docker_types() {
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
     );
     let layer = random_blob(tmp.path(), "layer", 4096, 8);
-    mirror.push_blobs(&[config.clone(), layer.clone()]).unwrap();
+    mirror.push_blobs(&pairs(&[config.clone(), layer.clone()])).unwrap();
 
     // Odd but valid JSON formatting must survive byte for byte.
     let oci = format!(
@@ -429,7 +472,9 @@ fn manifest_naming_a_missing_blob_is_refused_and_no_tag_appears() {
     let peer = Peer::start(&tmp.path().join("reg"), false);
     let mirror = RegistryMirror::new(&peer.mirror_url("refused"), &opts()).unwrap();
     let config = bytes_blob(tmp.path(), "config", b"{}");
-    mirror.put_blob(&config.digest, config.size, &config.path).unwrap();
+    mirror
+        .put_blob(&config.digest, &FileSource::new(&config.path, config.size))
+        .unwrap();
     let missing = random_blob(tmp.path(), "never-pushed", 100, 9);
     let err = mirror
         .put_manifest("pkg-1.0-abc", MANIFEST_MEDIA_TYPE, &manifest_for(&config, &[&missing]))
@@ -456,11 +501,15 @@ fn tag_list_is_the_index() {
         "a repository nobody pushed to has no tags"
     );
     let config = bytes_blob(tmp.path(), "config", b"{}");
-    mirror.put_blob(&config.digest, config.size, &config.path).unwrap();
+    mirror
+        .put_blob(&config.digest, &FileSource::new(&config.path, config.size))
+        .unwrap();
     let mut want = BTreeSet::new();
     for i in 0..25 {
         let layer = bytes_blob(tmp.path(), &format!("l{i}"), format!("layer {i}").as_bytes());
-        mirror.put_blob(&layer.digest, layer.size, &layer.path).unwrap();
+        mirror
+            .put_blob(&layer.digest, &FileSource::new(&layer.path, layer.size))
+            .unwrap();
         let tag = format!("pkg{i}-1.0-h{i:02}");
         mirror
             .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &manifest_for(&config, &[&layer]))
@@ -485,9 +534,13 @@ fn mirror_trait_round_trip() {
     let layer = random_blob(tmp.path(), "layer", 2 * MIB, 10);
     for blob in [&config, &layer] {
         assert!(!mirror.has_blob(&blob.digest).unwrap());
-        mirror.put_blob(&blob.digest, blob.size, &blob.path).unwrap();
+        mirror
+            .put_blob(&blob.digest, &FileSource::new(&blob.path, blob.size))
+            .unwrap();
         assert!(mirror.has_blob(&blob.digest).unwrap());
-        mirror.put_blob(&blob.digest, blob.size, &blob.path).unwrap(); // again: a no-op
+        mirror
+            .put_blob(&blob.digest, &FileSource::new(&blob.path, blob.size))
+            .unwrap(); // again: a no-op
         assert_eq!(read_back(mirror.as_ref(), blob), blob.size);
     }
     let manifest = manifest_for(&config, &[&layer]);
@@ -502,7 +555,9 @@ fn mirror_trait_round_trip() {
         BTreeSet::from(["zlib-1.3.1-abcdefgh".to_string()])
     );
     // The size the caller states is checked against the file before anything is sent.
-    let err = mirror.put_blob(&layer.digest, layer.size + 1, &layer.path).unwrap_err();
+    let err = mirror
+        .put_blob(&layer.digest, &FileSource::new(&layer.path, layer.size + 1))
+        .unwrap_err();
     assert!(error_text(&err).contains(&layer.path.display().to_string()), "{err:#}");
     let err = RegistryMirror::new(&format!("{}:tag", peer.mirror_url("stack/mirror")), &opts())
         .err()
@@ -579,7 +634,7 @@ fn skopeo_inspects_and_copies_an_image_we_pushed() {
         .unwrap()
         .to_string()
         .unwrap();
-    mirror.push_blobs(&[layer.clone(), config.clone()]).unwrap();
+    mirror.push_blobs(&pairs(&[layer.clone(), config.clone()])).unwrap();
     let digest = mirror
         .put_manifest("v1", MANIFEST_MEDIA_TYPE, manifest.as_bytes())
         .unwrap();
@@ -645,16 +700,24 @@ fn tls_and_basic_auth_with_the_ca_from_ca_cert() {
     let mirror = RegistryMirror::new(&peer.mirror_url("secure/repo"), &auth_opts(&peer, "peerpass")).unwrap();
     mirror.block_on(mirror.client().ping()).unwrap();
     let blob = random_blob(tmp.path(), "blob", 3 * MIB, 11);
-    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        mirror.push_blob(&blob.digest, &blob.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
     assert_eq!(read_back(&mirror, &blob), blob.size);
     let config = bytes_blob(tmp.path(), "config", b"{}");
-    mirror.put_blob(&config.digest, config.size, &config.path).unwrap();
+    mirror
+        .put_blob(&config.digest, &FileSource::new(&config.path, config.size))
+        .unwrap();
     mirror
         .put_manifest("t1", MANIFEST_MEDIA_TYPE, &manifest_for(&config, &[&blob]))
         .unwrap();
     assert_eq!(mirror.list_tags().unwrap(), BTreeSet::from(["t1".to_string()]));
     let other = RegistryMirror::new(&peer.mirror_url("secure/other"), &auth_opts(&peer, "peerpass")).unwrap();
-    assert_eq!(other.push_blob(&blob, Some("secure/repo")).unwrap(), BlobPush::Mounted);
+    assert_eq!(
+        other.push_blob(&blob.digest, &blob.src(), Some("secure/repo")).unwrap(),
+        BlobPush::Mounted
+    );
 }
 
 #[test]
@@ -691,7 +754,7 @@ fn wrong_password_names_registry_and_user_but_not_the_password() {
     let mirror = RegistryMirror::new(&peer.mirror_url("secure/repo"), &auth_opts(&peer, password)).unwrap();
     let blob = random_blob(tmp.path(), "blob", 1000, 12);
     for err in [
-        mirror.push_blob(&blob, None).unwrap_err(),
+        mirror.push_blob(&blob.digest, &blob.src(), None).unwrap_err(),
         mirror.list_tags().unwrap_err(),
     ] {
         let text = error_text(&err);
@@ -761,7 +824,10 @@ fn credentials_from_a_docker_config_file_work_against_the_registry() {
     )
     .unwrap();
     let blob = random_blob(tmp.path(), "blob", 1000, 13);
-    assert_eq!(mirror.push_blob(&blob, None).unwrap(), BlobPush::Uploaded);
+    assert_eq!(
+        mirror.push_blob(&blob.digest, &blob.src(), None).unwrap(),
+        BlobPush::Uploaded
+    );
 }
 
 /// What the token stand-in saw on one token request.
@@ -894,7 +960,7 @@ fn bearer_token_flow_scopes_cache_and_renewal() {
     let blobs: Vec<BlobFile> = (0..4)
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 200_000 + i, 20 + i))
         .collect();
-    mirror.push_blobs(&blobs).unwrap();
+    mirror.push_blobs(&pairs(&blobs)).unwrap();
     let requests = server.requests.lock().unwrap().clone();
     assert!(!requests.is_empty());
     for r in &requests {
@@ -919,9 +985,11 @@ fn bearer_token_flow_scopes_cache_and_renewal() {
     // Cached per scope: more work in the same scopes fetches no token.
     let before = server.requests.lock().unwrap().len();
     let more = random_blob(tmp.path(), "more", 1000, 30);
-    mirror.push_blob(&more, None).unwrap();
+    mirror.push_blob(&more.digest, &more.src(), None).unwrap();
     let config = bytes_blob(tmp.path(), "config", b"{}");
-    mirror.put_blob(&config.digest, config.size, &config.path).unwrap();
+    mirror
+        .put_blob(&config.digest, &FileSource::new(&config.path, config.size))
+        .unwrap();
     mirror
         .put_manifest("t", MANIFEST_MEDIA_TYPE, &manifest_for(&config, &[&blobs[0], &more]))
         .unwrap();
@@ -942,7 +1010,10 @@ fn bearer_token_flow_scopes_cache_and_renewal() {
 
     // A mount asks for pull on the source too.
     let other = RegistryMirror::new(&format!("oci+http://{}/bearer/other", proxy.host()), &opts).unwrap();
-    assert_eq!(other.push_blob(&more, Some("bearer/repo")).unwrap(), BlobPush::Mounted);
+    assert_eq!(
+        other.push_blob(&more.digest, &more.src(), Some("bearer/repo")).unwrap(),
+        BlobPush::Mounted
+    );
     let last = server
         .requests
         .lock()
@@ -1027,7 +1098,7 @@ fn twenty_percent_faults_push_twenty_blobs_and_manifests_correctly() {
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 50_000 + i * 40_000, 100 + i))
         .collect();
     blobs.push(config.clone());
-    let pushed = mirror.push_blobs(&blobs).unwrap();
+    let pushed = mirror.push_blobs(&pairs(&blobs)).unwrap();
     assert_eq!(pushed.len(), 21);
     for (i, blob) in blobs[..20].iter().enumerate() {
         let manifest = manifest_for(&config, &[blob]);
@@ -1079,12 +1150,12 @@ fn parallel_uploads_stay_within_jobs() {
     let blobs: Vec<BlobFile> = (0..12)
         .map(|i| random_blob(tmp.path(), &format!("b{i}"), 300_000, 200 + i))
         .collect();
-    let pushed = mirror.push_blobs(&blobs).unwrap();
+    let pushed = mirror.push_blobs(&pairs(&blobs)).unwrap();
     assert!(pushed.iter().all(|p| *p == BlobPush::Uploaded));
     // Bounded by -j, and really parallel (an exact 3 depends on scheduling on a loaded machine).
     let peak = proxy.peak_in_flight();
     assert!((2..=3).contains(&peak), "-j 3: {peak} requests in flight at the peak");
-    assert_eq!(mirror.push_blobs(&blobs).unwrap(), vec![BlobPush::Existed; 12]);
+    assert_eq!(mirror.push_blobs(&pairs(&blobs)).unwrap(), vec![BlobPush::Existed; 12]);
 }
 
 #[test]
@@ -1102,7 +1173,7 @@ fn download_resumes_after_a_dropped_connection() {
     });
     let mirror = RegistryMirror::new(&format!("oci+http://{}/resume", proxy.host()), &opts()).unwrap();
     let blob = random_blob(tmp.path(), "blob", 5 * MIB, 40);
-    mirror.push_blob(&blob, None).unwrap();
+    mirror.push_blob(&blob.digest, &blob.src(), None).unwrap();
     assert_eq!(read_back(&mirror, &blob), blob.size);
     assert_eq!(cut.load(Ordering::SeqCst), 1, "the first download was cut at half");
 }
@@ -1148,7 +1219,7 @@ fn registry_killed_mid_push_fails_clearly_and_a_rerun_completes() {
 
     // What a package push does: all blobs, then the tag.
     let push = |m: &RegistryMirror| -> anyhow::Result<Digest> {
-        m.push_blobs(&blobs)?;
+        m.push_blobs(&pairs(&blobs))?;
         m.put_manifest("pkg-1.0-killed", MANIFEST_MEDIA_TYPE, &manifest)
     };
     let err = push(&mirror).unwrap_err();

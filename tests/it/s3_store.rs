@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
+use stackci::mirror::FileSource;
 use stackci::mirror::s3::{S3Options, S3Store};
 use stackci::mirror::store::{Listed, ObjectStore, Precondition, Version};
 
@@ -105,10 +106,14 @@ fn objects_round_trip_under_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
     let small = tmp.path().join("small");
     std::fs::write(&small, b"layer bytes").unwrap();
-    store.put_file("blobs/sha256/aaaa", &small).unwrap();
+    store
+        .put("blobs/sha256/aaaa", &FileSource::stat(&small).unwrap())
+        .unwrap();
     let empty = tmp.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
-    store.put_file("blobs/sha256/bbbb", &empty).unwrap();
+    store
+        .put("blobs/sha256/bbbb", &FileSource::stat(&empty).unwrap())
+        .unwrap();
     assert_eq!(read_all(&store, "blobs/sha256/aaaa"), b"layer bytes");
     assert_eq!(read_all(&store, "blobs/sha256/bbbb"), b"");
 
@@ -176,7 +181,9 @@ fn large_files_go_up_in_parallel_parts_and_read_back_identical() {
     let sum = write_random(&file, 40 * MIB, 7);
     // Default options: 16 MiB parts, 4 in flight.
     let store = S3Store::new("s3://big/m", &options(&moto)).unwrap();
-    store.put_file("blobs/sha256/big", &file).unwrap();
+    store
+        .put("blobs/sha256/big", &FileSource::stat(&file).unwrap())
+        .unwrap();
 
     let etag = admin.etag("big", "m/blobs/sha256/big").unwrap();
     assert!(
@@ -199,8 +206,8 @@ fn large_files_go_up_in_parallel_parts_and_read_back_identical() {
         ..options(&moto)
     };
     let store = S3Store::new("s3://big/five", &five).unwrap();
-    store.put_file("exact", &exact).unwrap();
-    store.put_file("over", &over).unwrap();
+    store.put("exact", &FileSource::stat(&exact).unwrap()).unwrap();
+    store.put("over", &FileSource::stat(&over).unwrap()).unwrap();
     assert!(!admin.etag("big", "five/exact").unwrap().contains('-'));
     assert!(admin.etag("big", "five/over").unwrap().ends_with("-2\""));
     let (over_sum, _) = hash_stream(std::fs::File::open(&over).unwrap());
@@ -241,7 +248,7 @@ fn a_failed_multipart_upload_is_aborted() {
         })
     };
     let err = store
-        .put_file("blobs/sha256/partial", &file)
+        .put("blobs/sha256/partial", &FileSource::stat(&file).unwrap())
         .expect_err("the upload of a file that shrank must fail");
     let admin = watcher.join().unwrap();
     let text = format!("{err:#}");
@@ -335,7 +342,9 @@ fn errors_name_the_bucket_and_endpoint_and_never_the_secret() {
     let errors = [
         store.read_versioned("index.json").map(|_| ()).unwrap_err(),
         store.put_bytes("index.json", b"{}").unwrap_err(),
-        store.put_file("blobs/sha256/f", &file).unwrap_err(),
+        store
+            .put("blobs/sha256/f", &FileSource::stat(&file).unwrap())
+            .unwrap_err(),
         store.list("blobs/").map(|_| ()).unwrap_err(),
     ];
     for err in &errors {
@@ -457,7 +466,7 @@ fn upload_and_report_peak_memory() {
     let file = std::env::var_os("STACKCI_TEST_S3_FILE").expect("STACKCI_TEST_S3_FILE");
     assert!(std::env::var_os("AWS_ENDPOINT_URL").is_some());
     let store = S3Store::new("s3://rss/m", &S3Options::default()).unwrap();
-    store.put_file("blob", Path::new(&file)).unwrap();
+    store.put("blob", &FileSource::stat(Path::new(&file)).unwrap()).unwrap();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let peak = status
         .lines()

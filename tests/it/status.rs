@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use stackci::build::summary::{Outcome, PackageOutcome, RunSummary};
+use stackci::builder::summary::{Outcome, PackageOutcome, RunSummary};
 use stackci::ci::env::{self, Vars};
 use stackci::ci::output::{self, Flavor};
 use stackci::ci::status::{self, State, Status, StatusError, StatusOptions, StatusReporter};

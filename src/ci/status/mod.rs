@@ -24,7 +24,7 @@ use anyhow::{Context, bail};
 pub use github::{GitHubReporter, GitHubTarget};
 pub use gitlab::{GitLabReporter, GitLabTarget};
 
-use crate::build::summary::{Outcome, RunSummary};
+use crate::builder::summary::{Outcome, RunSummary};
 use crate::ci::env::{self, Ci, Vars};
 use crate::net::Secret;
 use crate::net::retry::{GiveUp, Retry};

@@ -102,14 +102,14 @@ impl<S: ObjectStore> LayoutMirror<S> {
         let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
             return Ok(None);
         };
-        let Some(tag) = manifest.annotations.get(crate::mirror::package::TAG_ANNOTATION) else {
+        let Some(tag) = manifest.annotations.get(crate::spec::TAG_ANNOTATION) else {
             return Ok(None);
         };
         let desc = Descriptor {
             media_type: manifest
                 .media_type
                 .clone()
-                .unwrap_or_else(|| crate::mirror::MANIFEST_MEDIA_TYPE.into()),
+                .unwrap_or_else(|| crate::spec::MANIFEST_MEDIA_TYPE.into()),
             digest: digest.clone(),
             size: bytes.len() as u64,
             annotations: Default::default(),
@@ -136,10 +136,10 @@ mod tests {
     fn plant(dir: &std::path::Path, tag: &str, note: &str, when: SystemTime) -> Digest {
         let bytes = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": crate::mirror::MANIFEST_MEDIA_TYPE,
+            "mediaType": crate::spec::MANIFEST_MEDIA_TYPE,
             "config": {"mediaType": "x", "digest": Digest::of(b"c").to_string(), "size": 1},
             "layers": [],
-            "annotations": {(crate::mirror::package::TAG_ANNOTATION): tag, "note": note},
+            "annotations": {(crate::spec::TAG_ANNOTATION): tag, "note": note},
         }))
         .unwrap();
         let digest = Digest::of(&bytes);

@@ -1,6 +1,7 @@
 //! Blobs: existence (HEAD), uploads and downloads, one named function per protocol step.
 //!
-//! An upload is: [`Client::blob_size`] (skip when present) → [`Client::start_upload`] or
+//! An upload is: [`Client::blob_size`] (skip when present; [`Client::upload_blob`] leaves
+//! that to its caller) → [`Client::start_upload`] or
 //! [`Client::mount_blob`] (POST; a mount may finish right there) → [`Client::put_upload`]
 //! (one PUT streaming the file). When the registry refuses a single PUT (405, 411, 413,
 //! 501) or [`ClientOptions::chunk_size`] asks for it, the file goes in chunks instead:
@@ -10,9 +11,10 @@
 //!
 //! [`ClientOptions::chunk_size`]: super::ClientOptions::chunk_size
 
-use std::path::PathBuf;
+use std::io::Read;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION, RANGE};
 use reqwest::{Method, Response, StatusCode, Url};
@@ -22,21 +24,48 @@ use super::client::{Body, Client, Request};
 use super::error::RegistryError;
 use super::transport::display_url;
 use crate::digest::Digest;
+use crate::mirror::BlobSource;
 
 /// Chunk size used when a registry refuses a single-PUT upload.
 const FALLBACK_CHUNK: u64 = 8 * 1024 * 1024;
 /// How many times an upload starts over when the registry forgot its session.
 const SESSION_RESTARTS: u32 = 2;
 
-/// A blob held in a local file, with the digest and size the caller computed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobFile {
-    /// The blob's digest.
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-    /// The file holding it.
-    pub path: PathBuf,
+/// Largest blob without a local file that an upload holds in memory (configs, manifests);
+/// bigger ones must come from a file ([`crate::mirror::source::local_file`]).
+pub const IN_MEMORY_MAX: u64 = 4 << 20;
+
+/// `len` bytes of `source` from `offset`, as a request body that can be sent again: the
+/// source's file read in place, or its bytes when it is small.
+fn body_of(source: &dyn BlobSource, offset: u64, len: u64) -> Result<Body> {
+    if let Some(path) = source.path() {
+        Client::check_file(path, source.size())?;
+        return Ok(Body::File {
+            path: path.to_path_buf(),
+            offset,
+            len,
+        });
+    }
+    if source.size() > IN_MEMORY_MAX {
+        bail!(
+            "a blob of {} bytes without a local file cannot be uploaded from memory",
+            source.size()
+        );
+    }
+    let mut bytes = Vec::with_capacity(source.size() as usize);
+    source.open()?.read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != source.size() {
+        bail!("a blob source gave {} bytes, expected {}", bytes.len(), source.size());
+    }
+    let end = usize::try_from(offset + len)?;
+    Ok(Body::Bytes(Bytes::from(bytes).slice(usize::try_from(offset)?..end)))
+}
+
+/// How a source is named in messages: its file, when it has one.
+pub(crate) fn describe(source: &dyn BlobSource) -> String {
+    source
+        .path()
+        .map_or_else(|| format!("{} bytes", source.size()), |p| p.display().to_string())
 }
 
 /// What pushing one blob did.
@@ -113,42 +142,45 @@ impl Client {
         Ok(UploadStart::Session(session_location(&req.url, &resp)?))
     }
 
-    /// PUT `<session>?digest=<digest>` with the whole file as one streamed body: completes
+    /// PUT `<session>?digest=<digest>` with the whole blob as one streamed body: completes
     /// the upload in one request. The registry checks the digest.
-    pub async fn put_upload(&self, repository: &str, session: &Url, blob: &BlobFile) -> Result<()> {
-        Client::check_file(&blob.path, blob.size)?;
-        let req = Request::new(Method::PUT, with_digest(session, &blob.digest), Scope::push(repository))
+    pub async fn put_upload(
+        &self,
+        repository: &str,
+        session: &Url,
+        digest: &Digest,
+        source: &dyn BlobSource,
+    ) -> Result<()> {
+        let req = Request::new(Method::PUT, with_digest(session, digest), Scope::push(repository))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))
-            .body(Body::File {
-                path: blob.path.clone(),
-                offset: 0,
-                len: blob.size,
-            });
+            .body(body_of(source, 0, source.size())?);
         let resp = self.send(&req).await?;
         let resp = self.expect(resp, &req, &[StatusCode::CREATED], repository).await?;
-        check_digest_header(&resp, &blob.digest)
+        check_digest_header(&resp, digest)
     }
 
     /// PATCH the file to `session` in chunks of `chunk` bytes (`Content-Range: start-end`);
     /// returns the session URL to commit. After a 416 (the registry has a different
     /// amount than sent) it asks [`Client::upload_status`] and resumes from there.
-    pub async fn patch_upload(&self, repository: &str, session: &Url, blob: &BlobFile, chunk: u64) -> Result<Url> {
-        Client::check_file(&blob.path, blob.size)?;
+    pub async fn patch_upload(
+        &self,
+        repository: &str,
+        session: &Url,
+        source: &dyn BlobSource,
+        chunk: u64,
+    ) -> Result<Url> {
         let chunk = chunk.max(1);
+        let size = source.size();
         let mut location = session.clone();
         let mut offset = 0u64;
         let mut resumes = 0;
-        while offset < blob.size {
-            let len = chunk.min(blob.size - offset);
+        while offset < size {
+            let len = chunk.min(size - offset);
             let range = format!("{offset}-{}", offset + len - 1);
             let req = Request::new(Method::PATCH, location.clone(), Scope::push(repository))
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))
                 .header(reqwest::header::CONTENT_RANGE, HeaderValue::from_str(&range)?)
-                .body(Body::File {
-                    path: blob.path.clone(),
-                    offset,
-                    len,
-                });
+                .body(body_of(source, offset, len)?);
             let resp = self.send(&req).await?;
             if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && resumes < 3 {
                 resumes += 1;
@@ -197,38 +229,76 @@ impl Client {
     /// Pushes one blob unless the repository has it: HEAD, then a mount from `mount_from`
     /// (another repository of this registry) when given, else an upload. Starts over when
     /// the registry lost the upload session (`BLOB_UPLOAD_UNKNOWN`).
-    pub async fn push_blob(&self, repository: &str, blob: &BlobFile, mount_from: Option<&str>) -> Result<BlobPush> {
+    pub async fn push_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        source: &dyn BlobSource,
+        mount_from: Option<&str>,
+    ) -> Result<BlobPush> {
+        self.push_blob_restarting(repository, digest, source, mount_from, true)
+            .await
+    }
+
+    /// Uploads one blob the caller knows the repository lacks: [`Client::push_blob`]
+    /// without the HEAD (callers of [`crate::mirror::Mirror::put_blob`] asked already).
+    pub async fn upload_blob(&self, repository: &str, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
+        self.push_blob_restarting(repository, digest, source, None, false)
+            .await
+            .map(drop)
+    }
+
+    async fn push_blob_restarting(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        source: &dyn BlobSource,
+        mount_from: Option<&str>,
+        head_first: bool,
+    ) -> Result<BlobPush> {
         let mut restarts = 0;
         loop {
-            match self.push_blob_once(repository, blob, mount_from).await {
+            match self
+                .push_blob_once(repository, digest, source, mount_from, head_first)
+                .await
+            {
                 Err(e) if restarts < SESSION_RESTARTS && lost_session(&e) => restarts += 1,
                 result => return result,
             }
         }
     }
 
-    async fn push_blob_once(&self, repository: &str, blob: &BlobFile, mount_from: Option<&str>) -> Result<BlobPush> {
-        Client::check_file(&blob.path, blob.size)?;
-        if self.blob_size(repository, &blob.digest).await?.is_some() {
+    async fn push_blob_once(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        source: &dyn BlobSource,
+        mount_from: Option<&str>,
+        head_first: bool,
+    ) -> Result<BlobPush> {
+        if let Some(path) = source.path() {
+            Client::check_file(path, source.size())?;
+        }
+        if head_first && self.blob_size(repository, digest).await?.is_some() {
             return Ok(BlobPush::Existed);
         }
         let session = match mount_from.filter(|from| *from != repository) {
-            Some(from) => match self.mount_blob(repository, &blob.digest, from).await? {
+            Some(from) => match self.mount_blob(repository, digest, from).await? {
                 UploadStart::Mounted => return Ok(BlobPush::Mounted),
                 UploadStart::Session(url) => url,
             },
             None => self.start_upload(repository).await?,
         };
         if let Some(chunk) = self.opts.chunk_size {
-            let session = self.patch_upload(repository, &session, blob, chunk).await?;
-            self.commit_upload(repository, &session, &blob.digest).await?;
+            let session = self.patch_upload(repository, &session, source, chunk).await?;
+            self.commit_upload(repository, &session, digest).await?;
             return Ok(BlobPush::Uploaded);
         }
-        match self.put_upload(repository, &session, blob).await {
+        match self.put_upload(repository, &session, digest, source).await {
             Err(e) if refused_single_put(&e) => {
                 let session = self.start_upload(repository).await?;
-                let session = self.patch_upload(repository, &session, blob, FALLBACK_CHUNK).await?;
-                self.commit_upload(repository, &session, &blob.digest).await?;
+                let session = self.patch_upload(repository, &session, source, FALLBACK_CHUNK).await?;
+                self.commit_upload(repository, &session, digest).await?;
                 Ok(BlobPush::Uploaded)
             }
             Err(e) => Err(e),
@@ -239,14 +309,18 @@ impl Client {
     /// Pushes many blobs, `jobs` at a time (at least one); results in input order. Memory
     /// stays bounded: each upload streams its file in small reads. Stops at the first
     /// failure, which names the blob and its file.
-    pub async fn push_blobs(&self, repository: &str, blobs: &[BlobFile], jobs: usize) -> Result<Vec<BlobPush>> {
+    pub async fn push_blobs<S: BlobSource>(
+        &self,
+        repository: &str,
+        blobs: &[(Digest, S)],
+        jobs: usize,
+    ) -> Result<Vec<BlobPush>> {
         let mut results = futures_util::stream::iter(blobs)
-            .map(|blob| async move {
-                self.push_blob(repository, blob, None).await.with_context(|| {
+            .map(|(digest, source)| async move {
+                self.push_blob(repository, digest, source, None).await.with_context(|| {
                     format!(
-                        "pushing blob {} ({}) to {}/{repository}",
-                        blob.digest,
-                        blob.path.display(),
+                        "pushing blob {digest} ({}) to {}/{repository}",
+                        describe(source),
                         self.registry.host
                     )
                 })

@@ -10,14 +10,7 @@ use super::client::{Body, Client, Request};
 use super::reference::validate_tag;
 use super::transport::{display_url, read_limited};
 use crate::digest::Digest;
-use crate::mirror::MANIFEST_MEDIA_TYPE;
-
-/// Media type of an OCI image index.
-pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-/// Media type of a Docker v2 schema 2 image manifest.
-pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Media type of a Docker v2 manifest list.
-pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+use crate::spec::MANIFEST_MEDIA_TYPE;
 
 /// Largest manifest accepted (the distribution spec suggests registries accept at least 4 MiB).
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;

@@ -9,18 +9,18 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::{self, Read};
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use reqwest::{Response, StatusCode};
 
-use super::blobs::{BlobFile, BlobPush};
+use super::blobs::{BlobPush, IN_MEMORY_MAX, describe};
 use super::client::{Client, ClientOptions};
 use super::reference::{Reference, Target};
 use crate::digest::Digest;
-use crate::mirror::Mirror;
+use crate::mirror::source::local_file;
+use crate::mirror::{BlobSource, FileSource, Mirror};
 use crate::net;
 
 /// Chunks buffered between a download task and its reader.
@@ -43,6 +43,13 @@ impl RegistryMirror {
                 reference.repository_url()
             );
         }
+        RegistryMirror::for_repository(reference, opts)
+    }
+
+    /// Opens the mirror in the repository `reference` names (its tag or digest, if any, is
+    /// dropped). Looks up credentials and reads CA files now.
+    pub fn for_repository(mut reference: Reference, opts: &ClientOptions) -> Result<RegistryMirror> {
+        reference.target = Target::Repository;
         let client = Client::new(reference.registry.clone(), &reference.repository, opts)
             .with_context(|| format!("cannot set up the registry client for {}", reference.repository_url()))?;
         Ok(RegistryMirror {
@@ -73,24 +80,52 @@ impl RegistryMirror {
         net::runtime::block_on(future)?
     }
 
+    /// Makes blob `digest`, which repository `from` holds, available here without
+    /// transferring it: a cross-repository mount. `Ok(false)` when `from` is on another
+    /// registry, is this repository, or the registry declined.
+    pub fn mount_from(&self, digest: &Digest, from: &RegistryMirror) -> Result<bool> {
+        if from.reference.registry != self.reference.registry || from.repository() == self.repository() {
+            return Ok(false);
+        }
+        let repo = from.repository();
+        let start = self
+            .block_on(self.client.mount_blob(self.repository(), digest, repo))
+            .with_context(|| format!("mounting blob {digest} from {repo} into {}", self.location()))?;
+        // A registry that cannot mount opened an upload session instead; it expires unused.
+        Ok(matches!(start, super::blobs::UploadStart::Mounted))
+    }
+
     /// Pushes blobs [`ClientOptions::jobs`] at a time, each skipped when present (see
-    /// [`Client::push_blobs`]); results in input order.
-    pub fn push_blobs(&self, blobs: &[BlobFile]) -> Result<Vec<BlobPush>> {
+    /// [`Client::push_blobs`]); results in input order. Sources are read in place or from
+    /// memory (see [`Mirror::put_blob`] for other sources).
+    pub fn push_blobs<S: BlobSource>(&self, blobs: &[(Digest, S)]) -> Result<Vec<BlobPush>> {
         self.block_on(self.client.push_blobs(self.repository(), blobs, self.client.opts.jobs))
     }
 
     /// Pushes one blob, mounting it from `mount_from` (another repository of the same
-    /// registry) when given and possible.
-    pub fn push_blob(&self, blob: &BlobFile, mount_from: Option<&str>) -> Result<BlobPush> {
-        self.block_on(self.client.push_blob(self.repository(), blob, mount_from))
-            .with_context(|| {
-                format!(
-                    "pushing blob {} ({}) to {}",
-                    blob.digest,
-                    blob.path.display(),
-                    self.location()
-                )
-            })
+    /// registry) when given and possible. A large source without a local file is first
+    /// copied to a temporary file, so retries and chunked uploads can read it again.
+    pub fn push_blob(&self, digest: &Digest, source: &dyn BlobSource, mount_from: Option<&str>) -> Result<BlobPush> {
+        self.with_readable(digest, source, |source| {
+            self.block_on(self.client.push_blob(self.repository(), digest, source, mount_from))
+        })
+    }
+
+    /// Runs `push` with `source`, or with a temporary copy of it when it is large and has no
+    /// file (retries and chunks read it again), adding the blob to any error.
+    fn with_readable<T>(
+        &self,
+        digest: &Digest,
+        source: &dyn BlobSource,
+        push: impl FnOnce(&dyn BlobSource) -> Result<T>,
+    ) -> Result<T> {
+        let what = || format!("pushing blob {digest} ({}) to {}", describe(source), self.location());
+        if source.path().is_none() && source.size() > IN_MEMORY_MAX {
+            let local = local_file(source, Some(digest)).with_context(what)?;
+            push(&FileSource::new(local.path(), source.size())).with_context(what)
+        } else {
+            push(source).with_context(what)
+        }
     }
 }
 
@@ -99,26 +134,8 @@ impl Mirror for RegistryMirror {
         self.reference.repository_url()
     }
 
-    fn registry_repository(&self) -> Option<(String, String)> {
-        let registry = &self.reference.registry;
-        Some((
-            format!("{}://{}", registry.scheme.as_str(), registry.host),
-            self.repository().to_string(),
-        ))
-    }
-
-    fn mount_blob_from(&self, digest: &Digest, from: &dyn Mirror) -> Result<bool> {
-        let (Some((here, _)), Some((there, repo))) = (self.registry_repository(), from.registry_repository()) else {
-            return Ok(false);
-        };
-        if here != there || repo == self.repository() {
-            return Ok(false);
-        }
-        let start = self
-            .block_on(self.client.mount_blob(self.repository(), digest, &repo))
-            .with_context(|| format!("mounting blob {digest} from {repo} into {}", self.location()))?;
-        // A registry that cannot mount opened an upload session instead; it expires unused.
-        Ok(matches!(start, super::blobs::UploadStart::Mounted))
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn has_blob(&self, digest: &Digest) -> Result<bool> {
@@ -149,16 +166,12 @@ impl Mirror for RegistryMirror {
         }))
     }
 
-    fn put_blob(&self, digest: &Digest, size: u64, file: &Path) -> Result<()> {
-        self.push_blob(
-            &BlobFile {
-                digest: digest.clone(),
-                size,
-                path: file.to_path_buf(),
-            },
-            None,
-        )?;
-        Ok(())
+    /// Uploads without asking first whether the repository has the blob: every caller of
+    /// `put_blob` has asked ([`Mirror::has_blob`]), and a HEAD per blob is a round trip.
+    fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()> {
+        self.with_readable(digest, source, |source| {
+            self.block_on(self.client.upload_blob(self.repository(), digest, source))
+        })
     }
 
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {

@@ -22,7 +22,7 @@ pub mod tags;
 pub(crate) mod transport;
 
 pub use auth::{Credentials, lookup_credentials};
-pub use blobs::{BlobFile, BlobPush, UploadStart};
+pub use blobs::{BlobPush, UploadStart};
 pub use client::{Client, ClientOptions};
 pub use error::RegistryError;
 pub use manifests::Manifest;

@@ -39,11 +39,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use super::cancel;
 use super::members::{Admitted, Members, show};
 use super::staging::Staging;
 pub use super::stream::LayerCheck;
 use super::stream::{Interrupted, TarStream, read_layer};
+use crate::cancel;
 use crate::digest::{Digest, DigestMismatch, Hasher};
 
 /// Why a layer member was refused.

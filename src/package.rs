@@ -2,50 +2,27 @@
 //!
 //! A package's manifest lists its runtime closure's layers in dependency order, its own
 //! layer last; its config carries `Env` (PATH over the closure's `bin` directories) and
-//! the package metadata as labels. Everything here is written once over the [`Mirror`] core.
+//! the package metadata as labels. Everything here is written once over the [`Mirror`] core:
+//! the mirror stores bytes, this module knows what a package is.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use super::layout::put_document;
-use super::{CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Mirror};
 use crate::digest::{Digest, VerifyingReader};
-use crate::spec::{self, Descriptor, ImageConfig, Manifest, RootFs, RuntimeConfig};
+use crate::layer::Layer;
+use crate::mirror::{BlobSource, Mirror};
+use crate::spec::{
+    self, CONFIG_MEDIA_TYPE, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs, RuntimeConfig,
+    TAG_ANNOTATION, put_document,
+};
 use crate::stack::Stack;
-
-/// Manifest annotation naming the package tag (lets `index` rebuild a lost `index.json`).
-pub const TAG_ANNOTATION: &str = "dev.stackci.tag";
 /// Label prefix for package metadata in the image config.
 pub const LABEL_PREFIX: &str = "dev.stackci.";
 /// The PATH a container gets after the packages' `bin` directories.
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// A package's own layer: the compressed blob and its uncompressed digest.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Layer {
-    /// Descriptor of the `tar.gz` blob.
-    pub descriptor: Descriptor,
-    /// sha256 of the uncompressed tar (the config's `diff_id`).
-    pub diff_id: Digest,
-}
-
-impl Layer {
-    /// A layer descriptor for a packed blob.
-    pub fn new(digest: Digest, size: u64, diff_id: Digest) -> Layer {
-        let descriptor = Descriptor {
-            media_type: LAYER_MEDIA_TYPE.into(),
-            digest,
-            size,
-            annotations: Default::default(),
-            extra: Default::default(),
-        };
-        Layer { descriptor, diff_id }
-    }
-}
 
 /// A package image read back from the mirror.
 #[derive(Debug, Clone)]
@@ -208,17 +185,17 @@ pub fn path_env(prefixes: &[PathBuf]) -> String {
     parts.join(":")
 }
 
-/// Pushes package `i` of `stack`: its own layer (from `layer_file`), a config and a
-/// manifest over its runtime closure. The dependencies must already be in the mirror.
+/// Pushes package `i` of `stack`: its own `layer` (its bytes from `blob`, e.g. a freshly
+/// [`crate::layer::pack::Packed`] file that a file mirror renames into place), a config and
+/// a manifest over its runtime closure. The dependencies must already be in the mirror.
 /// The tag is written last, so it never names a missing blob.
 pub fn push_package(
     mirror: &dyn Mirror,
     stack: &Stack,
     i: usize,
     layer: &Layer,
-    layer_file: &Path,
+    blob: &dyn BlobSource,
     source_date_epoch: u64,
-    scratch: &Path,
 ) -> Result<Digest> {
     let pkg = &stack.packages[i];
     let tag = pkg.tag();
@@ -240,7 +217,7 @@ pub fn push_package(
 
     if !mirror.has_blob(&layer.descriptor.digest)? {
         mirror
-            .put_blob(&layer.descriptor.digest, layer.descriptor.size, layer_file)
+            .put_blob(&layer.descriptor.digest, blob)
             .with_context(|| format!("uploading the layer of `{tag}` to {}", mirror.location()))?;
     }
 
@@ -268,7 +245,7 @@ pub fn push_package(
         },
         extra: Default::default(),
     };
-    let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config, scratch)?;
+    let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config)?;
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.into()),
@@ -279,31 +256,4 @@ pub fn push_package(
     mirror
         .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &spec::to_bytes(&manifest))
         .with_context(|| format!("writing the manifest of `{tag}` to {}", mirror.location()))
-}
-
-/// Downloads a blob into `cache` (as `cache/sha256/<hex>`), verifying it on the way;
-/// reuses a cached copy. Nothing unverified is ever left under the final name.
-pub fn fetch_blob(mirror: &dyn Mirror, desc: &Descriptor, cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join("sha256");
-    let dest = dir.join(desc.digest.hex());
-    if dest.exists() {
-        return Ok(dest);
-    }
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
-    let reader = mirror.open_blob(&desc.digest)?;
-    let what = format!("blob {} from {}", desc.digest, mirror.location());
-    let mut verifying = VerifyingReader::new(reader, desc.digest.clone(), Some(desc.size), what.clone());
-    io::copy(&mut verifying, &mut tmp).with_context(|| format!("downloading {what}"))?;
-    if tmp.as_file().metadata()?.len() != desc.size {
-        bail!(
-            "{what} is truncated: expected {} bytes, got {}",
-            desc.size,
-            tmp.as_file().metadata()?.len()
-        );
-    }
-    tmp.persist(&dest)
-        .with_context(|| format!("saving {}", dest.display()))?;
-    Ok(dest)
 }

@@ -1,8 +1,8 @@
 //! Ctrl-C handling: stop launching work and terminate running recipe process groups.
 //!
 //! The first SIGINT/SIGTERM/SIGHUP cancels the run and sends SIGTERM to every running
-//! recipe's process group; each recipe's supervisor ([`super::recipe::run`]) then also stops
-//! the processes that left the group and escalates to SIGKILL after [`super::procs::GRACE`].
+//! recipe's process group; each recipe's supervisor ([`crate::builder::recipe::run`]) then also stops
+//! the processes that left the group and escalates to SIGKILL after [`crate::builder::procs::GRACE`].
 //! A second signal sends SIGKILL at once.
 
 use std::collections::BTreeSet;

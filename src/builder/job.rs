@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use super::pack::{self, PackOptions};
 use super::receipts::Receipts;
 use super::scratch::Scratch;
 use super::{recipe, source};
+use crate::layer::pack::{self, PackOptions};
 use crate::lockfile::Lock;
 use crate::mirror::Mirror;
-use crate::mirror::package::{Layer, push_package, read_package};
+use crate::package::{push_package, read_package};
 use crate::stack::Stack;
 
 /// Settings shared by every build of a run.
@@ -23,7 +23,7 @@ pub struct BuildSettings {
     pub jobs: usize,
     /// `SOURCE_DATE_EPOCH` for recipes, tar entries and image configs.
     pub source_date_epoch: u64,
-    /// Directory for build trees, logs, downloads and blob caches (`<stack dir>/.stackci`).
+    /// Directory for build trees, logs, downloads and caches (`<stack dir>/.stackci`).
     pub state: PathBuf,
     /// Most bytes a dependency's layer may expand to (`--max-layer-size`).
     pub max_layer_size: u64,
@@ -49,7 +49,7 @@ impl BuildSettings {
             jobs,
             source_date_epoch,
             state,
-            max_layer_size: crate::build::stream::DEFAULT_MAX_LAYER_SIZE,
+            max_layer_size: crate::layer::stream::DEFAULT_MAX_LAYER_SIZE,
             force: false,
             scratch: Arc::default(),
         }
@@ -148,24 +148,15 @@ pub fn build(
         on_line,
     )?;
 
-    let tarball = build_dir.path().join("layer.tar.gz");
     let opts = PackOptions {
         source_date_epoch: settings.source_date_epoch,
         threads: 0,
         level: pack::DEFAULT_LEVEL,
     };
-    let packed =
-        pack::pack_prefix(&prefix, &tarball, &opts).with_context(|| format!("packing {}", prefix.display()))?;
-    let layer = Layer::new(packed.digest, packed.size, packed.diff_id);
-    push_package(
-        mirror,
-        stack,
-        i,
-        &layer,
-        &tarball,
-        settings.source_date_epoch,
-        build_dir.path(),
-    )?;
-    receipts.record(&layer, &prefix)?;
+    // Packed into the state directory: a file mirror on the same file system (the default
+    // `<stack dir>/.stackci/mirror`) takes the layer by rename.
+    let packed = pack::pack_into(&prefix, build_dir.path(), &opts)?;
+    push_package(mirror, stack, i, &packed.layer, &packed, settings.source_date_epoch)?;
+    receipts.record(&packed.layer, &prefix)?;
     Ok(Done::Built)
 }

@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use flate2::read::MultiGzDecoder;
 
-use super::cancel;
+use crate::cancel;
 use crate::digest::{Digest, DigestMismatch, Hasher};
-use crate::mirror::package::Layer;
+use crate::layer::Layer;
 
 /// Default cap on a layer's uncompressed size: 64 GiB (see `docs/decisions.md`).
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;

@@ -3,17 +3,17 @@
 //! A prefix on disk is trusted only when a receipt for its layer digest exists under
 //! `<root><store>/.stackci/layers/`; a prefix left by a failed or interrupted build has
 //! none, so it is removed and replaced from the mirror. Layers are unpacked confined to
-//! their package's prefix (see [`super::unpack`]), staged under `<root><store>/.stackci/`.
+//! their package's prefix (see [`crate::layer::unpack`]), staged under `<root><store>/.stackci/`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::staging;
-use super::unpack::{self, LayerCheck};
+use crate::layer::Layer;
+use crate::layer::staging;
+use crate::layer::unpack::{self, LayerCheck};
 use crate::mirror::Mirror;
-use crate::mirror::package::Layer;
 
 /// A store as seen from a root directory (`/` for builds, `--root DIR` for installs).
 #[derive(Debug, Clone)]

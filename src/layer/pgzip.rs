@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::{Compress, Compression, FlushCompress, Status};
 
+use super::Layer;
 use crate::digest::{Digest, Hasher};
 
 /// Bytes of uncompressed input per independently compressed chunk.
@@ -44,19 +45,6 @@ const STORED_BLOCK_MAX: usize = 65_535;
 /// flags, OS 255 ("unknown", as Go's `compress/gzip` writes), so it says nothing about the
 /// machine that packed it.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-
-/// What a finished stream hashed and wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GzSummary {
-    /// sha256 of the uncompressed input.
-    pub uncompressed_digest: Digest,
-    /// Uncompressed bytes.
-    pub uncompressed_size: u64,
-    /// sha256 of the gzip output.
-    pub digest: Digest,
-    /// Compressed bytes written.
-    pub size: u64,
-}
 
 /// Reusable buffers travelling with one chunk.
 #[derive(Default)]
@@ -197,19 +185,15 @@ impl ParallelGz {
         }
     }
 
-    /// Compresses what is buffered, writes the gzip trailer, and returns what was hashed.
+    /// Compresses what is buffered, writes the gzip trailer, and returns the layer written:
+    /// the gzip output's digest and size, the uncompressed input's digest as `diff_id`.
     /// The output file is flushed but not synced.
-    pub fn finish(mut self) -> Result<GzSummary> {
+    pub fn finish(mut self) -> Result<Layer> {
         self.ship(true)?;
         let uncompressed = std::mem::take(&mut self.tar_hash);
         let (digest, size) = self.stop()?;
-        let (uncompressed_digest, uncompressed_size) = uncompressed.finish();
-        Ok(GzSummary {
-            uncompressed_digest,
-            uncompressed_size,
-            digest,
-            size,
-        })
+        let (diff_id, _) = uncompressed.finish();
+        Ok(Layer::new(digest, size, diff_id))
     }
 }
 
@@ -427,9 +411,9 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::build::pack::DEFAULT_LEVEL;
+    use crate::layer::pack::DEFAULT_LEVEL;
 
-    fn gzip(data: &[u8], threads: usize, level: u32) -> (Vec<u8>, GzSummary) {
+    fn gzip(data: &[u8], threads: usize, level: u32) -> (Vec<u8>, Layer) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.gz");
         let file = File::create(&path).unwrap();
@@ -466,10 +450,9 @@ mod tests {
         let (four, s4) = gzip(&data, 4, 2);
         assert_eq!(one, four);
         assert_eq!(s1, s4);
-        assert_eq!(s1.uncompressed_digest, Digest::of(&data));
-        assert_eq!(s1.uncompressed_size, data.len() as u64);
-        assert_eq!(s1.digest, Digest::of(&one));
-        assert_eq!(s1.size, one.len() as u64);
+        assert_eq!(s1.diff_id, Digest::of(&data));
+        assert_eq!(*s1.digest(), Digest::of(&one));
+        assert_eq!(s1.size(), one.len() as u64);
         assert_eq!(&one[..10], &GZIP_HEADER);
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
@@ -497,7 +480,7 @@ mod tests {
         }));
         let (_, summary) = gzip(&data, 2, DEFAULT_LEVEL);
         assert_eq!(
-            summary.digest.to_string(),
+            summary.digest().to_string(),
             "sha256:3bc2cdec7827efe1e98a93be24303162b8a19b4467794426e5b0924233f12730",
             "compressed output changed: layer digests change"
         );

@@ -18,14 +18,15 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tar::{EntryType, Header};
 
+use super::Layer;
 use super::pgzip::ParallelGz;
-use crate::digest::Digest;
+use crate::mirror::BlobSource;
 
 /// Default deflate level: zlib-rs level 2 (`deflate_fast`) is the measured sweet spot —
 /// level 1 (`deflate_quick`, static Huffman only) saves about a third of the CPU but makes
@@ -54,28 +55,71 @@ impl Default for PackOptions {
     }
 }
 
-/// A packed layer's identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackedLayer {
-    /// sha256 of the `.tar.gz` (the OCI layer digest).
-    pub digest: Digest,
-    /// sha256 of the uncompressed tar (the OCI `diff_id`).
-    pub diff_id: Digest,
-    /// Compressed size in bytes.
-    pub size: u64,
-}
-
-/// Packs directory `prefix` (an absolute path, e.g. `/opt/stackci/zlib-1.3-abc...`) into the
-/// gzip file `out`.
+/// A packed layer in a temporary file, removed when dropped unless a store took it.
 ///
-/// The output is written to a temporary file next to `out` and renamed into place only on
-/// success, so `out` is never left half-written. It is not fsynced.
-pub fn pack_prefix(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
-    let what = || format!("packing {} into {}", prefix.display(), out.display());
-    pack(prefix, out, opts).with_context(what)
+/// As a [`BlobSource`] the file is handed over: a `file://` mirror on the same file system
+/// renames it into place ([`crate::mirror::Mirror::put_blob`]).
+#[derive(Debug)]
+pub struct Packed {
+    /// The layer's identity.
+    pub layer: Layer,
+    file: tempfile::TempPath,
 }
 
-fn pack(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
+impl Packed {
+    /// The temporary file.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// Renames the file to `out` (on the same file system) and returns the layer.
+    pub fn persist(self, out: &Path) -> Result<Layer> {
+        self.file
+            .persist(out)
+            .with_context(|| format!("renaming the packed layer to {}", out.display()))?;
+        Ok(self.layer)
+    }
+}
+
+impl BlobSource for Packed {
+    fn size(&self) -> u64 {
+        self.layer.size()
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + Send + '_>> {
+        let file = File::open(&self.file).with_context(|| format!("opening {}", self.file.display()))?;
+        Ok(Box::new(file))
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.file)
+    }
+
+    fn movable(&self) -> bool {
+        true
+    }
+}
+
+/// Packs directory `prefix` (an absolute path, e.g. `/opt/stackci/zlib-1.3-abc...`) into a
+/// temporary file in `dir`, with the mode `File::create` gives. Put `dir` on the mirror's
+/// file system and pushing it costs a rename. The file is not fsynced.
+pub fn pack_into(prefix: &Path, dir: &Path, opts: &PackOptions) -> Result<Packed> {
+    let what = || format!("packing {} into {}", prefix.display(), dir.display());
+    pack(prefix, dir, opts).with_context(what)
+}
+
+/// Packs directory `prefix` into the gzip file `out`: [`pack_into`] next to `out`, then a
+/// rename, so `out` is never left half-written.
+pub fn pack_prefix(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<Layer> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let what = || format!("packing {} into {}", prefix.display(), out.display());
+    pack(prefix, dir, opts).and_then(|p| p.persist(out)).with_context(what)
+}
+
+fn pack(prefix: &Path, dir: &Path, opts: &PackOptions) -> Result<Packed> {
     let ancestors = prefix_names(prefix)?;
     let meta = fs::symlink_metadata(prefix).with_context(|| format!("reading {}", prefix.display()))?;
     if !meta.is_dir() {
@@ -83,14 +127,7 @@ fn pack(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
     }
     let members = collect(prefix, ancestors.last().expect("prefix has a component"), &meta)?;
 
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".stackci-pack-")
-        .suffix(".tar.gz.tmp")
-        .tempfile_in(dir)
+    let tmp = crate::newfile::temp_in(dir, ".stackci-pack-")
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let file = tmp
         .as_file()
@@ -115,16 +152,10 @@ fn pack(prefix: &Path, out: &Path, opts: &PackOptions) -> Result<PackedLayer> {
     for m in &members {
         append_member(&mut tar, m, mtime)?;
     }
-    let summary = tar.into_inner().context("ending the tar stream")?.finish()?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("setting permissions of {}", tmp.path().display()))?;
-    tmp.persist(out)
-        .with_context(|| format!("renaming the packed layer to {}", out.display()))?;
-    Ok(PackedLayer {
-        digest: summary.digest,
-        diff_id: summary.uncompressed_digest,
-        size: summary.size,
+    let layer = tar.into_inner().context("ending the tar stream")?.finish()?;
+    Ok(Packed {
+        layer,
+        file: tmp.into_temp_path(),
     })
 }
 
@@ -363,9 +394,10 @@ impl Read for ExactReader<'_> {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     use super::*;
+    use crate::digest::Digest;
 
     fn write_file(path: &Path, data: &[u8], mode: u32) {
         let mut f = File::create(path).unwrap();
@@ -408,8 +440,8 @@ mod tests {
         let four = pack_prefix(&prefix, &out4, &opts(4)).unwrap();
         assert_eq!(one, four);
         assert_eq!(fs::read(&out1).unwrap(), fs::read(&out4).unwrap());
-        assert_eq!(one.digest, Digest::of(&fs::read(&out1).unwrap()));
-        assert_eq!(one.size, fs::metadata(&out1).unwrap().len());
+        assert_eq!(*one.digest(), Digest::of(&fs::read(&out1).unwrap()));
+        assert_eq!(one.size(), fs::metadata(&out1).unwrap().len());
 
         let mut tar_bytes = Vec::new();
         flate2::read::GzDecoder::new(File::open(&out1).unwrap())

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::cancel::{self, GroupGuard};
 use super::output::Output;
 use super::procs::{self, GRACE, Tree};
+use crate::cancel::{self, GroupGuard};
 use crate::stack::{Recipe, Stack, duration};
 
 /// The PATH every recipe starts from, after its dependencies' `bin` directories.

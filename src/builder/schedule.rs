@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::cancel;
 use super::job::{self, BuildSettings, Done};
 use super::summary::{Outcome, PackageOutcome, RunSummary};
+use crate::cancel;
 use crate::mirror::Mirror;
 use crate::plan::{Plan, Status};
 use crate::stack::Stack;
