@@ -23,28 +23,28 @@ pub struct Cli {
     // Every `env =` argument has `hide_env_values`: `--help` would otherwise print the
     // variable's value, and a mirror or endpoint URL may carry a secret.
     /// Stack file (stack.yaml or spack.lock).
-    #[arg(long, global = true, value_name = "FILE", env = "STACKCI_STACK")]
+    #[arg(long, global = true, value_name = "FILE", env = crate::env_vars::STACKCI_STACK)]
     #[arg(hide_env_values = true)]
     pub stack: Option<PathBuf>,
 
     /// Mirror URL: file://DIR, s3://BUCKET/PREFIX, oci://HOST/REPO or oci+http://HOST/REPO.
-    #[arg(long, global = true, value_name = "URL", env = "STACKCI_MIRROR")]
+    #[arg(long, global = true, value_name = "URL", env = crate::env_vars::STACKCI_MIRROR)]
     #[arg(hide_env_values = true)]
     pub mirror: Option<String>,
 
     /// Extra CA certificate (PEM) for TLS connections to the mirror.
-    #[arg(long, global = true, value_name = "FILE", env = "SSL_CERT_FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = crate::env_vars::SSL_CERT_FILE)]
     #[arg(hide_env_values = true)]
     pub ca_cert: Option<PathBuf>,
 
     /// S3-compatible endpoint URL for s3:// mirrors (MinIO, R2, Ceph...).
-    #[arg(long, global = true, value_name = "URL", env = "STACKCI_S3_ENDPOINT")]
+    #[arg(long, global = true, value_name = "URL", env = crate::env_vars::STACKCI_S3_ENDPOINT)]
     #[arg(hide_env_values = true)]
     pub s3_endpoint: Option<String>,
 
     /// Most bytes one layer may expand to when it is unpacked or checked (install, build,
     /// run, image), e.g. 64GiB, 500M; a layer beyond it is refused before anything is written.
-    #[arg(long, global = true, value_name = "SIZE", env = crate::layer::stream::MAX_LAYER_SIZE_ENV,
+    #[arg(long, global = true, value_name = "SIZE", env = crate::env_vars::STACKCI_MAX_LAYER_SIZE,
           default_value = "64GiB", value_parser = crate::layer::stream::parse_size)]
     pub max_layer_size: u64,
 

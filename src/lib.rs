@@ -3,6 +3,7 @@
 //!
 //! The `stackci` binary is a thin layer over this library: `src/main.rs` parses a
 //! [`cli::Cli`], calls [`run`], and maps the result to an exit code.
+#![deny(missing_docs)]
 
 pub mod builder;
 pub mod cancel;
@@ -10,6 +11,7 @@ pub mod ci;
 pub mod cli;
 mod commands;
 pub mod digest;
+pub mod env_vars;
 pub mod generate;
 pub mod image;
 pub mod layer;

@@ -33,7 +33,7 @@ pub enum Mode {
 impl Mode {
     /// Bars on an interactive terminal outside CI, plain lines otherwise.
     pub fn detect(verbose: bool, quiet: bool) -> Mode {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        let ci = crate::env_vars::var(crate::env_vars::CI).is_some_and(|v| v != "false");
         if quiet {
             Mode::Quiet
         } else if !verbose && !ci && std::io::stderr().is_terminal() {

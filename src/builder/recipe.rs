@@ -66,7 +66,7 @@ pub fn environment(
     }
     env.insert("PREFIX".into(), stack.prefix(i).display().to_string());
     env.insert("JOBS".into(), jobs.to_string());
-    env.insert("SOURCE_DATE_EPOCH".into(), source_date_epoch.to_string());
+    env.insert(crate::env_vars::SOURCE_DATE_EPOCH.into(), source_date_epoch.to_string());
     env.insert("HOME".into(), home.display().to_string());
     env.insert("TMPDIR".into(), home.display().to_string());
     env.entry("LANG".into()).or_insert_with(|| "C".into());
@@ -86,7 +86,8 @@ pub fn script(stack: &Stack, i: usize) -> Result<String> {
     match &pkg.recipe {
         Recipe::Script(s) => Ok(s.clone()),
         Recipe::Spack => {
-            let template = std::env::var(SPACK_COMMAND_ENV).unwrap_or_else(|_| DEFAULT_SPACK_COMMAND.into());
+            let template = crate::env_vars::var(crate::env_vars::STACKCI_SPACK_COMMAND)
+                .unwrap_or_else(|| DEFAULT_SPACK_COMMAND.into());
             Ok(fill_spack_command(&template, &pkg.name, &pkg.version, &pkg.hash))
         }
         Recipe::External { .. } => bail!("`{}` is external and is never built", pkg.tag()),

@@ -11,63 +11,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use crate::env_vars::*;
 use crate::net::Secret;
-
-// ---- GitHub Actions (https://docs.github.com/en/actions/reference/variables-reference) ----
-
-/// Set to `true` by GitHub Actions in every step.
-pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
-/// `OWNER/REPO` of the workflow's repository.
-pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
-/// The commit that triggered the workflow; for pull requests, GitHub's merge commit.
-pub const GITHUB_SHA: &str = "GITHUB_SHA";
-/// REST API base, e.g. `https://api.github.com` or `https://HOST/api/v3` on GitHub Enterprise Server.
-pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
-/// Web base, e.g. `https://github.com`; used to build the run's URL.
-pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
-/// Numeric id of the workflow run; used to build the run's URL.
-pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
-/// Name of the triggering event (`push`, `pull_request`, `pull_request_target`, ...).
-pub const GITHUB_EVENT_NAME: &str = "GITHUB_EVENT_NAME";
-/// Path of the JSON webhook payload of the triggering event.
-pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
-/// Token for the GitHub API; not set by Actions itself, the workflow passes it
-/// (`env: { GITHUB_TOKEN: ${{ github.token }} }`). `--token-env NAME` reads another variable.
-pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
-/// File that step outputs are appended to (`key=value` or heredoc-style entries).
-pub const GITHUB_OUTPUT: &str = "GITHUB_OUTPUT";
-/// File whose Markdown is shown on the run's summary page.
-pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
-
-/// Default for [`GITHUB_API_URL`] when unset (e.g. GitLab CI reporting to github.com).
-pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
-/// Default for [`GITHUB_SERVER_URL`] when unset.
-pub const DEFAULT_GITHUB_SERVER_URL: &str = "https://github.com";
-
-// ---- GitLab CI (https://docs.gitlab.com/ci/variables/predefined_variables/) ----
-
-/// Set to `true` by GitLab CI in every job.
-pub const GITLAB_CI: &str = "GITLAB_CI";
-/// REST API v4 base, e.g. `https://gitlab.com/api/v4`.
-pub const CI_API_V4_URL: &str = "CI_API_V4_URL";
-/// Numeric id of the project the pipeline runs in.
-pub const CI_PROJECT_ID: &str = "CI_PROJECT_ID";
-/// The project's name (the last part of its path); names the status when there is no stack.
-pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
-/// The commit the pipeline builds.
-pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
-/// Numeric id of the running pipeline; statuses are attached to it (`pipeline_id`).
-pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
-/// Web URL of the running pipeline; the `target_url` when reporting to GitHub.
-pub const CI_PIPELINE_URL: &str = "CI_PIPELINE_URL";
-/// Web URL of the running job; the default `target_url` of GitLab statuses.
-pub const CI_JOB_URL: &str = "CI_JOB_URL";
-/// GitLab token for commit statuses (preferred over [`GITLAB_TOKEN`]): a personal, project
-/// or group access token with the `api` scope whose user has at least the Developer role.
-/// `CI_JOB_TOKEN` cannot post commit statuses, so it is never used.
-pub const STACKCI_GITLAB_TOKEN: &str = "STACKCI_GITLAB_TOKEN";
-/// Fallback GitLab token, same requirements as [`STACKCI_GITLAB_TOKEN`].
-pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 
 /// A snapshot of environment variables.
 ///
@@ -81,9 +26,7 @@ impl Vars {
     /// Snapshot of the process environment (variables whose name or value is not UTF-8 are left out).
     pub fn from_process() -> Vars {
         Vars {
-            map: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+            map: crate::env_vars::snapshot().collect(),
         }
     }
 

@@ -14,7 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 
 use crate::builder::summary::{Outcome, RunSummary};
-use crate::ci::env::{self, Vars};
+use crate::ci::env::Vars;
+use crate::env_vars;
 
 /// Which CI syntax to print log groups and annotations in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +46,9 @@ pub struct Annotation {
 impl Flavor {
     /// GitHub when `GITHUB_ACTIONS=true`, GitLab when `GITLAB_CI=true`, else plain.
     pub fn detect(vars: &Vars) -> Flavor {
-        if vars.is_true(env::GITHUB_ACTIONS) {
+        if vars.is_true(env_vars::GITHUB_ACTIONS) {
             Flavor::GitHub
-        } else if vars.is_true(env::GITLAB_CI) {
+        } else if vars.is_true(env_vars::GITLAB_CI) {
             Flavor::GitLab
         } else {
             Flavor::Plain
@@ -275,13 +276,13 @@ pub fn append_step_summary(path: &Path, summary: &RunSummary) -> anyhow::Result<
 /// [`summary_outputs`] to `GITHUB_OUTPUT` (each only when its variable is set); elsewhere
 /// does nothing.
 pub fn publish_github(vars: &Vars, summary: &RunSummary) -> anyhow::Result<()> {
-    if !vars.is_true(env::GITHUB_ACTIONS) {
+    if !vars.is_true(env_vars::GITHUB_ACTIONS) {
         return Ok(());
     }
-    if let Some(path) = vars.get(env::GITHUB_STEP_SUMMARY) {
+    if let Some(path) = vars.get(env_vars::GITHUB_STEP_SUMMARY) {
         append_step_summary(Path::new(path), summary)?;
     }
-    if let Some(path) = vars.get(env::GITHUB_OUTPUT) {
+    if let Some(path) = vars.get(env_vars::GITHUB_OUTPUT) {
         append_github_output(Path::new(path), &summary_outputs(summary))?;
     }
     Ok(())

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{Context, source_date_epoch};
 use crate::cli::ImageArgs;
+use crate::env_vars;
 use crate::image::{self, Image, budget, target, verify};
 use crate::mirror::location::Location;
 use crate::mirror::open::open_location;
@@ -53,7 +54,7 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     let written = target::write(&image, &to, &args.name, &ctx.mirror_options)
         .with_context(|| format!("writing image `{}` to {to}", args.name))?;
     let vars = crate::ci::env::Vars::from_process();
-    if let Some(path) = vars.get(crate::ci::env::GITHUB_OUTPUT).filter(|p| !p.is_empty()) {
+    if let Some(path) = vars.get(env_vars::GITHUB_OUTPUT).filter(|p| !p.is_empty()) {
         let key = format!("image-digest-{}", args.name);
         crate::ci::output::append_github_output(std::path::Path::new(path), &[(key, written.digest.to_string())])?;
     }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::env_vars::SOURCE_DATE_EPOCH;
 use anyhow::{Context as _, Result};
 
 use crate::cli::{Cli, Command};
@@ -22,9 +23,6 @@ mod install;
 mod plan;
 mod run;
 mod status;
-
-/// Environment variable with the epoch used for timestamps in layers and images.
-pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 /// What the commands that work on a stack get: the loaded stack and its mirror, which is
 /// opened on first use (so a command that never touches it works whatever `--mirror` says).
@@ -89,8 +87,8 @@ impl Context {
 
 /// `SOURCE_DATE_EPOCH` from the environment, default 0.
 pub fn source_date_epoch() -> Result<u64> {
-    match std::env::var(SOURCE_DATE_EPOCH) {
-        Ok(v) if !v.is_empty() => v
+    match crate::env_vars::var(SOURCE_DATE_EPOCH) {
+        Some(v) => v
             .parse()
             .with_context(|| format!("{SOURCE_DATE_EPOCH}=`{v}` is not a number of seconds")),
         _ => Ok(0),

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 
 use super::Context;
-use crate::ci::env::GITHUB_OUTPUT;
 use crate::ci::output::append_github_output;
 use crate::cli::PlanArgs;
+use crate::env_vars::GITHUB_OUTPUT;
 use crate::generate::github::{Selection, github_plan_outputs};
 use crate::plan::{Plan, Status};
 
@@ -22,8 +22,7 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
             packages: args.packages.clone(),
         };
         let entries = github_plan_outputs(&ctx.stack, &plan, &select, &ctx.stack.ci.github)?;
-        let path = std::env::var_os(GITHUB_OUTPUT)
-            .filter(|p| !p.is_empty())
+        let path = crate::env_vars::var(GITHUB_OUTPUT)
             .context("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")?;
         append_github_output(std::path::Path::new(&path), &entries)?;
         for (k, v) in &entries {

@@ -23,9 +23,6 @@ use crate::layer::Layer;
 /// Default cap on a layer's uncompressed size: 64 GiB (see `docs/decisions.md`).
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
 
-/// Environment variable setting the cap (same as `--max-layer-size`).
-pub const MAX_LAYER_SIZE_ENV: &str = "STACKCI_MAX_LAYER_SIZE";
-
 /// What a layer blob must be, and where its members may go; checked while it is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerCheck {
@@ -81,7 +78,7 @@ pub struct DiffIdMismatch {
 /// A layer expands to more than the cap (a gzip bomb, or a cap set too low).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "layer {layer} expands to more than {limit} bytes; refusing it (raise the limit with --max-layer-size or {MAX_LAYER_SIZE_ENV})"
+    "layer {layer} expands to more than {limit} bytes; refusing it (raise the limit with --max-layer-size or STACKCI_MAX_LAYER_SIZE)"
 )]
 pub struct LayerTooLarge {
     /// The layer's digest.

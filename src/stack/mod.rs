@@ -18,12 +18,11 @@ mod yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::env_vars::STACKCI_STACK as STACK_ENV;
+
 pub use error::{ErrorKind, Position, StackError};
 pub use model::*;
 pub use yaml::DEFAULT_STORE;
-
-/// The environment variable naming the stack file when `--stack` is not given.
-pub const STACK_ENV: &str = "STACKCI_STACK";
 
 /// Reads and validates the stack at `path`: a Spack lockfile when the name ends in
 /// `.lock` or `.json` (or the content starts with `{`), else a `stack.yaml`.
@@ -54,7 +53,7 @@ pub fn load(path: &Path) -> Result<Stack, StackError> {
 /// else `./spack.lock`. A named file must exist; when nothing is found, the error lists
 /// what was tried.
 pub fn discover(explicit: Option<&Path>) -> Result<PathBuf, StackError> {
-    let from_env = std::env::var_os(STACK_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from_env = crate::env_vars::var(STACK_ENV).map(PathBuf::from);
     discover_in(explicit, from_env.as_deref(), Path::new(""))
 }
 

@@ -14,9 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use stackci::builder::summary::{Outcome, PackageOutcome, RunSummary};
-use stackci::ci::env::{self, Vars};
+use stackci::ci::env::Vars;
 use stackci::ci::output::{self, Flavor};
 use stackci::ci::status::{self, State, Status, StatusError, StatusOptions, StatusReporter};
+use stackci::env_vars;
 use stackci::net::{Retry, Secret};
 
 use apis::{check_gitlab, check_openapi, ghes_spec, github_spec, gitlab_fixture};
@@ -42,14 +43,14 @@ fn gitlab_stand_in() -> StandIn {
 
 fn github_vars(api_url: &str, extra: &[(&str, &str)]) -> Vars {
     let mut pairs: Vec<(String, String)> = [
-        (env::GITHUB_ACTIONS, "true"),
-        (env::GITHUB_REPOSITORY, REPO),
-        (env::GITHUB_SHA, SHA),
-        (env::GITHUB_RUN_ID, "4242"),
-        (env::GITHUB_SERVER_URL, "https://github.example"),
-        (env::GITHUB_API_URL, api_url),
-        (env::GITHUB_EVENT_NAME, "push"),
-        (env::GITHUB_TOKEN, GITHUB_TOKEN),
+        (env_vars::GITHUB_ACTIONS, "true"),
+        (env_vars::GITHUB_REPOSITORY, REPO),
+        (env_vars::GITHUB_SHA, SHA),
+        (env_vars::GITHUB_RUN_ID, "4242"),
+        (env_vars::GITHUB_SERVER_URL, "https://github.example"),
+        (env_vars::GITHUB_API_URL, api_url),
+        (env_vars::GITHUB_EVENT_NAME, "push"),
+        (env_vars::GITHUB_TOKEN, GITHUB_TOKEN),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -60,14 +61,14 @@ fn github_vars(api_url: &str, extra: &[(&str, &str)]) -> Vars {
 
 fn gitlab_vars(api_url: &str, extra: &[(&str, &str)]) -> Vars {
     let mut pairs: Vec<(String, String)> = [
-        (env::GITLAB_CI, "true"),
-        (env::CI_API_V4_URL, api_url),
-        (env::CI_PROJECT_ID, "17"),
-        (env::CI_COMMIT_SHA, SHA),
-        (env::CI_PIPELINE_ID, "9001"),
-        (env::CI_PIPELINE_URL, "https://gitlab.example/g/p/-/pipelines/9001"),
-        (env::CI_JOB_URL, "https://gitlab.example/g/p/-/jobs/555"),
-        (env::STACKCI_GITLAB_TOKEN, GITLAB_TOKEN),
+        (env_vars::GITLAB_CI, "true"),
+        (env_vars::CI_API_V4_URL, api_url),
+        (env_vars::CI_PROJECT_ID, "17"),
+        (env_vars::CI_COMMIT_SHA, SHA),
+        (env_vars::CI_PIPELINE_ID, "9001"),
+        (env_vars::CI_PIPELINE_URL, "https://gitlab.example/g/p/-/pipelines/9001"),
+        (env_vars::CI_JOB_URL, "https://gitlab.example/g/p/-/jobs/555"),
+        (env_vars::STACKCI_GITLAB_TOKEN, GITLAB_TOKEN),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -274,8 +275,8 @@ fn github_pull_request_status_goes_to_the_head_commit() {
         let vars = github_vars(
             &gh.url(),
             &[
-                (env::GITHUB_EVENT_NAME, name),
-                (env::GITHUB_EVENT_PATH, event.to_str().unwrap()),
+                (env_vars::GITHUB_EVENT_NAME, name),
+                (env_vars::GITHUB_EVENT_PATH, event.to_str().unwrap()),
             ],
         );
         reporter(&vars, &quick())
@@ -351,7 +352,10 @@ fn gitlab_job_with_github_repo_posts_to_github_not_gitlab() {
     let gl = gitlab_stand_in();
     let vars = gitlab_vars(
         &format!("{}/api/v4", gl.url()),
-        &[(env::GITHUB_API_URL, &gh.url()), (env::GITHUB_TOKEN, GITHUB_TOKEN)],
+        &[
+            (env_vars::GITHUB_API_URL, &gh.url()),
+            (env_vars::GITHUB_TOKEN, GITHUB_TOKEN),
+        ],
     );
     let opts = StatusOptions {
         github_repo: Some(REPO.into()),
@@ -607,18 +611,18 @@ fn missing_tokens_and_ci_are_clear() {
     assert!(status::from_vars(&Vars::default(), &quick()).unwrap().is_none());
 
     let no_token = Vars::from_pairs([
-        (env::GITHUB_ACTIONS, "true"),
-        (env::GITHUB_REPOSITORY, REPO),
-        (env::GITHUB_SHA, SHA),
+        (env_vars::GITHUB_ACTIONS, "true"),
+        (env_vars::GITHUB_REPOSITORY, REPO),
+        (env_vars::GITHUB_SHA, SHA),
     ]);
     let err = status::from_vars(&no_token, &quick()).unwrap_err().to_string();
     assert!(err.contains("GITHUB_TOKEN") && err.contains("statuses: write"), "{err}");
 
     let gl = Vars::from_pairs([
-        (env::GITLAB_CI, "true"),
-        (env::CI_API_V4_URL, "http://127.0.0.1:9/api/v4"),
-        (env::CI_PROJECT_ID, "17"),
-        (env::CI_COMMIT_SHA, SHA),
+        (env_vars::GITLAB_CI, "true"),
+        (env_vars::CI_API_V4_URL, "http://127.0.0.1:9/api/v4"),
+        (env_vars::CI_PROJECT_ID, "17"),
+        (env_vars::CI_COMMIT_SHA, SHA),
         // The job token is never used for statuses.
         ("CI_JOB_TOKEN", "job-token-value"),
     ]);
@@ -831,9 +835,9 @@ fn step_summary_and_outputs_land_in_the_github_files() {
     std::fs::write(&summary_file, "previous step\n").unwrap();
     std::fs::write(&output_file, "earlier=1\n").unwrap();
     let vars = Vars::from_pairs([
-        (env::GITHUB_ACTIONS, "true"),
-        (env::GITHUB_STEP_SUMMARY, summary_file.to_str().unwrap()),
-        (env::GITHUB_OUTPUT, output_file.to_str().unwrap()),
+        (env_vars::GITHUB_ACTIONS, "true"),
+        (env_vars::GITHUB_STEP_SUMMARY, summary_file.to_str().unwrap()),
+        (env_vars::GITHUB_OUTPUT, output_file.to_str().unwrap()),
     ]);
     let mut s = sample_summary();
     s.packages.push(pkg("tools", failed("ld: cannot find -lz"), 1));
@@ -913,8 +917,8 @@ fn parse_github_output(text: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn ci_log_groups_follow_each_ci_syntax() {
-    let gh = Vars::from_pairs([(env::GITHUB_ACTIONS, "true")]);
-    let gl = Vars::from_pairs([(env::GITLAB_CI, "true")]);
+    let gh = Vars::from_pairs([(env_vars::GITHUB_ACTIONS, "true")]);
+    let gl = Vars::from_pairs([(env_vars::GITLAB_CI, "true")]);
     assert_eq!(Flavor::detect(&gh), Flavor::GitHub);
     assert_eq!(Flavor::detect(&gl), Flavor::GitLab);
     assert_eq!(Flavor::detect(&Vars::default()), Flavor::Plain);

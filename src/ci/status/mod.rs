@@ -25,7 +25,8 @@ pub use github::{GitHubReporter, GitHubTarget};
 pub use gitlab::{GitLabReporter, GitLabTarget};
 
 use crate::builder::summary::{Outcome, RunSummary};
-use crate::ci::env::{self, Ci, Vars};
+use crate::ci::env::{Ci, Vars};
+use crate::env_vars;
 use crate::net::Secret;
 use crate::net::retry::{GiveUp, Retry};
 use crate::net::runtime::RuntimeError;
@@ -299,15 +300,15 @@ pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box
         };
         let target = GitHubTarget {
             api_url: vars
-                .get(env::GITHUB_API_URL)
-                .unwrap_or(env::DEFAULT_GITHUB_API_URL)
+                .get(env_vars::GITHUB_API_URL)
+                .unwrap_or(env_vars::DEFAULT_GITHUB_API_URL)
                 .trim_end_matches('/')
                 .to_string(),
             repository: repo.clone(),
             sha: ci.commit_sha().to_string(),
             target_url,
         };
-        let token = token(vars, opts, &[env::GITHUB_TOKEN], "GitHub")?;
+        let token = token(vars, opts, &[env_vars::GITHUB_TOKEN], "GitHub")?;
         return Ok(Some(Box::new(GitHubReporter::new(target, token, opts)?)));
     }
     match ci {
@@ -320,7 +321,7 @@ pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box
                 sha: gh.sha,
                 target_url,
             };
-            let token = token(vars, opts, &[env::GITHUB_TOKEN], "GitHub")?;
+            let token = token(vars, opts, &[env_vars::GITHUB_TOKEN], "GitHub")?;
             Ok(Some(Box::new(GitHubReporter::new(target, token, opts)?)))
         }
         Some(Ci::GitLab(gl)) => {
@@ -329,7 +330,7 @@ pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box
                 .as_deref()
                 .map(|id| {
                     id.parse::<u64>()
-                        .with_context(|| format!("{} is not a number: {id:?}", env::CI_PIPELINE_ID))
+                        .with_context(|| format!("{} is not a number: {id:?}", env_vars::CI_PIPELINE_ID))
                 })
                 .transpose()?;
             let target = GitLabTarget {
@@ -339,7 +340,7 @@ pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box
                 pipeline_id,
                 target_url: gl.job_url.or(gl.pipeline_url),
             };
-            let names = [env::STACKCI_GITLAB_TOKEN, env::GITLAB_TOKEN];
+            let names = [env_vars::STACKCI_GITLAB_TOKEN, env_vars::GITLAB_TOKEN];
             let token = token(vars, opts, &names, "GitLab")?;
             Ok(Some(Box::new(GitLabReporter::new(target, token, opts)?)))
         }
@@ -359,14 +360,14 @@ fn token(vars: &Vars, opts: &StatusOptions, defaults: &[&str], service: &str) ->
         None if service == "GitHub" => bail!(
             "no GitHub token: set {} (in a workflow: `env: {{ GITHUB_TOKEN: ${{{{ github.token }}}} }}` \
              with `permissions: {{ statuses: write }}`), or name another variable with --token-env",
-            env::GITHUB_TOKEN
+            env_vars::GITHUB_TOKEN
         ),
         None => bail!(
             "no GitLab token: set {} or {} to an access token with the `api` scope whose user has \
              at least the Developer role (CI_JOB_TOKEN cannot post commit statuses), or name another \
              variable with --token-env",
-            env::STACKCI_GITLAB_TOKEN,
-            env::GITLAB_TOKEN
+            env_vars::STACKCI_GITLAB_TOKEN,
+            env_vars::GITLAB_TOKEN
         ),
     }
 }
@@ -399,13 +400,13 @@ pub fn stack_context(stack: &str) -> String {
 /// `CI_PROJECT_NAME`.
 pub fn repository_name(vars: &Vars, github_repo: Option<&str>) -> Option<String> {
     let github = || {
-        vars.is_true(env::GITHUB_ACTIONS)
-            .then(|| vars.get(env::GITHUB_REPOSITORY))
+        vars.is_true(env_vars::GITHUB_ACTIONS)
+            .then(|| vars.get(env_vars::GITHUB_REPOSITORY))
             .flatten()
     };
     let gitlab = || {
-        vars.is_true(env::GITLAB_CI)
-            .then(|| vars.get(env::CI_PROJECT_NAME))
+        vars.is_true(env_vars::GITLAB_CI)
+            .then(|| vars.get(env_vars::CI_PROJECT_NAME))
             .flatten()
     };
     let name = match github_repo.or_else(github) {

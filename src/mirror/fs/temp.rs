@@ -38,7 +38,7 @@ fn owner() -> &'static str {
 fn host_name() -> String {
     let raw = fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| crate::env_vars::var(crate::env_vars::HOSTNAME))
         .unwrap_or_default();
     let clean: String = raw
         .trim()

@@ -30,16 +30,11 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use super::error::RegistryError;
 use super::reference::{Registry, Scheme};
 use super::transport;
+use crate::env_vars::{
+    CI_REGISTRY, CI_REGISTRY_PASSWORD, CI_REGISTRY_USER, DOCKER_CONFIG, GITHUB_ACTOR, GITHUB_TOKEN, HOME,
+    REGISTRY_AUTH_FILE, STACKCI_REGISTRY_PASSWORD, STACKCI_REGISTRY_USERNAME,
+};
 use crate::net::{Retry, Secret};
-
-/// Environment variable naming a podman-style `auth.json`.
-pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
-/// Environment variable naming the docker config directory.
-pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
-/// Environment variable with the registry user name.
-pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
-/// Environment variable with the registry password or token.
-pub const STACKCI_REGISTRY_PASSWORD: &str = "STACKCI_REGISTRY_PASSWORD";
 
 /// A user name and password (or token) for one registry, and where they were found.
 #[derive(Clone, Debug)]
@@ -64,7 +59,7 @@ impl Credentials {
 }
 
 /// Looks up credentials for `host` (`host[:port]`) and `repository`, reading environment
-/// variables through `env` (pass `|k| std::env::var(k).ok()` for the process environment).
+/// variables through `env` (pass [`crate::env_vars::var`] for the process environment).
 /// Returns `None` when no source has any; fails on an unreadable or malformed config file.
 pub fn lookup_credentials(
     host: &str,
@@ -77,7 +72,7 @@ pub fn lookup_credentials(
     }
     if let Some(dir) = env(DOCKER_CONFIG).filter(|d| !d.is_empty()) {
         files.push(Path::new(&dir).join("config.json"));
-    } else if let Some(home) = env("HOME").filter(|h| !h.is_empty()) {
+    } else if let Some(home) = env(HOME).filter(|h| !h.is_empty()) {
         files.push(Path::new(&home).join(".docker/config.json"));
     }
     for file in &files {
@@ -100,26 +95,26 @@ pub fn lookup_credentials(
         (None, Some(_)) => bail!("{STACKCI_REGISTRY_PASSWORD} is set but {STACKCI_REGISTRY_USERNAME} is not"),
         (None, None) => {}
     }
-    if let Some(ci_host) = env("CI_REGISTRY")
+    if let Some(ci_host) = env(CI_REGISTRY)
         && ci_host.eq_ignore_ascii_case(host)
-        && let (Some(username), Some(password)) = (env("CI_REGISTRY_USER"), env("CI_REGISTRY_PASSWORD"))
+        && let (Some(username), Some(password)) = (env(CI_REGISTRY_USER), env(CI_REGISTRY_PASSWORD))
     {
         return Ok(Some(Credentials {
             username,
             password: Secret::new(password),
-            origin: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD".into(),
+            origin: format!("{CI_REGISTRY_USER}/{CI_REGISTRY_PASSWORD}"),
         }));
     }
     if host == "ghcr.io"
-        && let Some(token) = env("GITHUB_TOKEN").filter(|t| !t.is_empty())
+        && let Some(token) = env(GITHUB_TOKEN).filter(|t| !t.is_empty())
     {
-        let username = env("GITHUB_ACTOR")
+        let username = env(GITHUB_ACTOR)
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| "x-access-token".into());
         return Ok(Some(Credentials {
             username,
             password: Secret::new(token),
-            origin: "GITHUB_TOKEN".into(),
+            origin: GITHUB_TOKEN.into(),
         }));
     }
     Ok(None)

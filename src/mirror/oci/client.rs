@@ -147,7 +147,7 @@ impl Client {
         opts.retry.validate()?;
         let credentials = match &opts.credentials {
             Some(c) => Some(c.clone()),
-            None => lookup_credentials(&registry.host, repository, &|k| std::env::var(k).ok())?,
+            None => lookup_credentials(&registry.host, repository, &crate::env_vars::var)?,
         };
         Ok(Client {
             http: transport::build_http(opts)?,

@@ -30,9 +30,7 @@ pub(crate) fn build_http(opts: &ClientOptions) -> Result<reqwest::Client> {
         .connect_timeout(opts.connect_timeout)
         .read_timeout(opts.read_timeout)
         .pool_max_idle_per_host(opts.jobs.max(1));
-    let env_ca = std::env::var_os("SSL_CERT_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
+    let env_ca = crate::env_vars::var(crate::env_vars::SSL_CERT_FILE).map(PathBuf::from);
     let mut roots = Vec::new();
     for path in opts.ca_cert.iter().chain(env_ca.iter()) {
         let pem = std::fs::read(path).with_context(|| format!("cannot read CA certificate file {}", path.display()))?;

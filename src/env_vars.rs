@@ -1,0 +1,118 @@
+//! Every environment variable stackci reads, as a documented constant, and the one place
+//! that reads the process environment ([`var`], [`snapshot`]).
+//!
+//! `grep`ping this file answers "what does stackci look at" (uv's `uv-static` does the same).
+//! An empty value counts as unset everywhere: CI templates set unused variables to "".
+//! The AWS SDK reads its own variables (`AWS_*`, profiles) through its credential chain.
+
+// ---- stackci's own ----
+
+/// The stack file when `--stack` is not given.
+pub const STACKCI_STACK: &str = "STACKCI_STACK";
+/// The mirror URL when `--mirror` is not given.
+pub const STACKCI_MIRROR: &str = "STACKCI_MIRROR";
+/// S3-compatible endpoint for `s3://` mirrors when `--s3-endpoint` is not given.
+pub const STACKCI_S3_ENDPOINT: &str = "STACKCI_S3_ENDPOINT";
+/// Most bytes one layer may expand to (`--max-layer-size`).
+pub const STACKCI_MAX_LAYER_SIZE: &str = "STACKCI_MAX_LAYER_SIZE";
+/// The Spack job command template; `{hash}`, `{name}`, `{version}` are filled in, quoted.
+pub const STACKCI_SPACK_COMMAND: &str = "STACKCI_SPACK_COMMAND";
+/// Registry user name when the docker config has none for the registry.
+pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
+/// Registry password or token, with [`STACKCI_REGISTRY_USERNAME`].
+pub const STACKCI_REGISTRY_PASSWORD: &str = "STACKCI_REGISTRY_PASSWORD";
+
+// ---- Reproducibility, TLS, registries ----
+
+/// Seconds since the epoch used for layer mtimes, image `created` and recipes (default 0).
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// Extra CA certificate (PEM) for TLS, when `--ca-cert` is not given.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// podman/skopeo's registry credentials file, read before the docker config.
+pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+/// Directory holding the docker `config.json` (default `~/.docker`).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// The home directory (`~/.docker/config.json`).
+pub const HOME: &str = "HOME";
+/// This host's name, for naming temporary files other processes may judge stale.
+pub const HOSTNAME: &str = "HOSTNAME";
+/// Set by most CI systems; plain log lines instead of progress bars when set.
+pub const CI: &str = "CI";
+
+// ---- GitHub Actions (https://docs.github.com/en/actions/reference/variables-reference) ----
+
+/// Set to `true` by GitHub Actions in every step.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// `OWNER/REPO` of the workflow's repository.
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+/// The commit that triggered the workflow; for pull requests, GitHub's merge commit.
+pub const GITHUB_SHA: &str = "GITHUB_SHA";
+/// REST API base, e.g. `https://api.github.com` or `https://HOST/api/v3` on GitHub Enterprise Server.
+pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
+/// Web base, e.g. `https://github.com`; used to build the run's URL.
+pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+/// Numeric id of the workflow run; used to build the run's URL.
+pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
+/// Name of the triggering event (`push`, `pull_request`, `pull_request_target`, ...).
+pub const GITHUB_EVENT_NAME: &str = "GITHUB_EVENT_NAME";
+/// Path of the JSON webhook payload of the triggering event.
+pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
+/// Token for the GitHub API; not set by Actions itself, the workflow passes it
+/// (`env: { GITHUB_TOKEN: ${{ github.token }} }`). `--token-env NAME` reads another variable.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// File that step outputs are appended to (`key=value` or heredoc-style entries).
+pub const GITHUB_OUTPUT: &str = "GITHUB_OUTPUT";
+/// File whose Markdown is shown on the run's summary page.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+
+/// Default for [`GITHUB_API_URL`] when unset (e.g. GitLab CI reporting to github.com).
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+/// Default for [`GITHUB_SERVER_URL`] when unset.
+pub const DEFAULT_GITHUB_SERVER_URL: &str = "https://github.com";
+
+// ---- GitLab CI (https://docs.gitlab.com/ci/variables/predefined_variables/) ----
+
+/// Set to `true` by GitLab CI in every job.
+pub const GITLAB_CI: &str = "GITLAB_CI";
+/// REST API v4 base, e.g. `https://gitlab.com/api/v4`.
+pub const CI_API_V4_URL: &str = "CI_API_V4_URL";
+/// Numeric id of the project the pipeline runs in.
+pub const CI_PROJECT_ID: &str = "CI_PROJECT_ID";
+/// The project's name (the last part of its path); names the status when there is no stack.
+pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
+/// The commit the pipeline builds.
+pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
+/// Numeric id of the running pipeline; statuses are attached to it (`pipeline_id`).
+pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
+/// Web URL of the running pipeline; the `target_url` when reporting to GitHub.
+pub const CI_PIPELINE_URL: &str = "CI_PIPELINE_URL";
+/// Web URL of the running job; the default `target_url` of GitLab statuses.
+pub const CI_JOB_URL: &str = "CI_JOB_URL";
+/// GitLab token for commit statuses (preferred over [`GITLAB_TOKEN`]): a personal, project
+/// or group access token with the `api` scope whose user has at least the Developer role.
+/// `CI_JOB_TOKEN` cannot post commit statuses, so it is never used.
+pub const STACKCI_GITLAB_TOKEN: &str = "STACKCI_GITLAB_TOKEN";
+/// Fallback GitLab token, same requirements as [`STACKCI_GITLAB_TOKEN`].
+pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
+
+// ---- GitLab container registry defaults (https://docs.gitlab.com/user/packages/container_registry/) ----
+
+/// The GitLab project's container registry host, e.g. `registry.gitlab.com`.
+pub const CI_REGISTRY: &str = "CI_REGISTRY";
+/// User name for [`CI_REGISTRY`] in a GitLab job.
+pub const CI_REGISTRY_USER: &str = "CI_REGISTRY_USER";
+/// Password for [`CI_REGISTRY`] in a GitLab job.
+pub const CI_REGISTRY_PASSWORD: &str = "CI_REGISTRY_PASSWORD";
+/// The GitHub user running the workflow; the user name for `ghcr.io` with [`GITHUB_TOKEN`].
+pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
+
+/// The value of environment variable `name`, `None` when unset, empty or not UTF-8.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Every environment variable of the process with a UTF-8 name and value (for
+/// [`crate::ci::env::Vars`], which detects the CI from a snapshot).
+pub fn snapshot() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
