@@ -26,6 +26,7 @@ pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
 
 fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
     let targets = ctx.packages(&args.packages)?;
+    let trust = Trust::load(&ctx.stack, false)?;
     std::fs::create_dir_all(&args.root).with_context(|| format!("creating {}", args.root.display()))?;
     let root = args
         .root
@@ -34,7 +35,6 @@ fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
     let receipts = Receipts::new(&root, &ctx.stack.store);
     receipts.sweep_staging()?;
     let reporter = crate::report::Reporter::new(&ctx.stack, ctx.mode);
-    let trust = Trust::load(&ctx.stack, false)?;
     for i in targets {
         let tag = ctx.stack.packages[i].tag();
         // Verified (when keys are trusted) before any layer is read: the package's signed

@@ -23,3 +23,4 @@ mod s3_store;
 mod stack;
 mod status;
 mod status_run;
+mod trust;
