@@ -63,11 +63,15 @@ pub enum Signed {
 }
 
 /// The identity a mirror's signatures name (`docker-reference`): `HOST/REPO` for a registry,
-/// as cosign writes it; the mirror's location otherwise.
+/// as cosign writes it; the mirror's URL otherwise (`file:///DIR`, `s3://BUCKET/PREFIX`,
+/// without the notes a location may carry, such as an S3 endpoint).
 pub fn identity(mirror: &dyn Mirror) -> String {
     match crate::mirror::probe::registry(mirror) {
         Some(r) => format!("{}/{}", r.reference().registry.host, r.repository()),
-        None => mirror.location(),
+        None => {
+            let location = mirror.location();
+            location.split(" (").next().unwrap_or(&location).to_string()
+        }
     }
 }
 

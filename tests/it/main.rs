@@ -24,3 +24,4 @@ mod stack;
 mod status;
 mod status_run;
 mod trust;
+mod trust_remote;

@@ -14,6 +14,8 @@ stackci's tests use it to prove interoperability both ways:
   cosign_compat.py verify --key FILE.pub STORE TAG     `cosign verify --key`, JSON result
   cosign_compat.py referrers STORE TAG [--type T]      referrers of TAG's manifest (tag schema)
   cosign_compat.py blob STORE DIGEST                   print a blob
+  cosign_compat.py manifest STORE REF                  print a manifest (by tag or digest)
+  cosign_compat.py put-manifest STORE TAG FILE         point TAG at the manifest in FILE
 
 STORE is `layout:DIR`, `s3:BUCKET/PREFIX` (AWS_* and AWS_ENDPOINT_URL from the
 environment) or `registry:http[s]://HOST/REPO` (REGISTRY_USER / REGISTRY_PASSWORD,
@@ -81,6 +83,8 @@ class Layout:
         return d
 
     def manifest(self, tag):
+        if tag.startswith("sha256:"):
+            return self.blob(tag)
         for m in self._index().get("manifests", []):
             if m.get("annotations", {}).get(REF_NAME) == tag:
                 return self.blob(m["digest"])
@@ -352,6 +356,8 @@ def main():
     v = sub.add_parser("verify"); v.add_argument("--key", required=True); v.add_argument("store"); v.add_argument("tag")
     r = sub.add_parser("referrers"); r.add_argument("store"); r.add_argument("tag"); r.add_argument("--type")
     b = sub.add_parser("blob"); b.add_argument("store"); b.add_argument("digest")
+    m = sub.add_parser("manifest"); m.add_argument("store"); m.add_argument("ref")
+    pm = sub.add_parser("put-manifest"); pm.add_argument("store"); pm.add_argument("tag"); pm.add_argument("file")
     a = ap.parse_args()
 
     if a.cmd == "keygen":
@@ -387,6 +393,14 @@ def main():
         if data is None or sha256(data) != a.digest:
             raise SystemExit(f"cosign_compat: blob {a.digest} missing or corrupt")
         sys.stdout.buffer.write(data)
+    elif a.cmd == "manifest":
+        data = open_store(a.store).manifest(a.ref)
+        if data is None:
+            raise SystemExit(f"cosign_compat: no manifest {a.ref}")
+        sys.stdout.buffer.write(data)
+    elif a.cmd == "put-manifest":
+        data = open(a.file, "rb").read()
+        print(open_store(a.store).put_manifest(a.tag, json.loads(data).get("mediaType", OCI_MANIFEST), data))
     return 0
 
 
