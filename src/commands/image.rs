@@ -176,20 +176,18 @@ struct Extras {
 
 /// Signs the written image and attaches (and signs) its SBOM in the target; a docker
 /// archive cannot hold either, so its SBOM is written beside it as `<FILE>.spdx.json`.
-fn attach(
-    ctx: &Context,
-    to: &Location,
-    trust: &Trust,
-    digest: &Digest,
-    doc: &[u8],
-    created: &str,
-) -> Result<Extras> {
+fn attach(ctx: &Context, to: &Location, trust: &Trust, digest: &Digest, doc: &[u8], created: &str) -> Result<Extras> {
     if let Location::DockerArchive { file, .. } = to {
         let path = std::path::PathBuf::from(format!("{}.spdx.json", file.display()));
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let tmp = crate::newfile::temp_in(dir, ".tmp-").with_context(|| format!("creating a file in {}", dir.display()))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp =
+            crate::newfile::temp_in(dir, ".tmp-").with_context(|| format!("creating a file in {}", dir.display()))?;
         std::fs::write(tmp.path(), doc).with_context(|| format!("writing {}", tmp.path().display()))?;
-        tmp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+        tmp.persist(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         let mut notes = vec![format!("SBOM: {}", path.display())];
         if trust.signer().is_some() {
             notes.push("note: a docker archive cannot carry signatures; push to a registry or layout to sign".into());
@@ -202,8 +200,12 @@ fn attach(
     }
     let target = open_location(to, &ctx.mirror_options)?;
     let target = target.as_ref();
-    let manifest = referrers::get_manifest_by_digest(target, digest)?
-        .with_context(|| format!("the image manifest {digest} just written is not in {}", target.location()))?;
+    let manifest = referrers::get_manifest_by_digest(target, digest)?.with_context(|| {
+        format!(
+            "the image manifest {digest} just written is not in {}",
+            target.location()
+        )
+    })?;
     let subject = spec::descriptor_of(MANIFEST_MEDIA_TYPE, &manifest);
     let signed = trust.sign(target, &subject)?.is_some();
     let (sbom_desc, how) = sbom::attach(target, doc, &subject, created)?;

@@ -70,7 +70,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<ExitCode> {
     let keys = if args.key.is_empty() {
         Trust::load(&ctx.stack, false)?.keys().to_vec()
     } else {
-        args.key.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?
+        args.key
+            .iter()
+            .map(|p| PublicKey::load(p))
+            .collect::<Result<Vec<_>>>()?
     };
     if keys.is_empty() {
         bail!(
@@ -148,9 +151,10 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<ExitCode> {
         .packages
         .iter()
         .any(|p| matches!(p.status, "unsigned" | "invalid") || (named && p.status == "missing"));
-    let image_ok = doc.image.as_ref().is_none_or(|i| {
-        i.status == "verified" && i.sbom.as_ref().is_some_and(|s| s.status == "verified")
-    });
+    let image_ok = doc
+        .image
+        .as_ref()
+        .is_none_or(|i| i.status == "verified" && i.sbom.as_ref().is_some_and(|s| s.status == "verified"));
     Ok(if !packages_failed && image_ok {
         ExitCode::SUCCESS
     } else {
@@ -242,11 +246,23 @@ fn print_text(doc: &VerifyJson) {
         eprintln!("{status:<9} {what} {} {detail}", digest.unwrap_or("-"));
     };
     for p in &doc.packages {
-        line(p.status, &p.tag, p.digest.as_deref(), p.key.as_deref(), p.reason.as_deref());
+        line(
+            p.status,
+            &p.tag,
+            p.digest.as_deref(),
+            p.key.as_deref(),
+            p.reason.as_deref(),
+        );
     }
     let mut image = doc.image.as_ref();
     while let Some(i) = image {
-        line(i.status, &i.reference, Some(&i.digest), i.key.as_deref(), i.reason.as_deref());
+        line(
+            i.status,
+            &i.reference,
+            Some(&i.digest),
+            i.key.as_deref(),
+            i.reason.as_deref(),
+        );
         image = i.sbom.as_deref();
     }
     let c = &doc.counts;

@@ -178,7 +178,13 @@ fn package_id(stack: &Stack, i: usize) -> String {
 /// Letters, digits, `.` and `-` (what SPDX ids allow); anything else becomes `-`.
 fn spdx_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -216,7 +222,11 @@ pub fn find(mirror: &dyn Mirror, image: &Digest) -> Result<Option<(Descriptor, V
         return Ok(None);
     };
     let Some(bytes) = referrers::get_manifest_by_digest(mirror, &entry.digest)? else {
-        anyhow::bail!("the SBOM manifest {} is listed but not stored in {}", entry.digest, mirror.location());
+        anyhow::bail!(
+            "the SBOM manifest {} is listed but not stored in {}",
+            entry.digest,
+            mirror.location()
+        );
     };
     let manifest: crate::spec::Manifest = serde_json::from_slice(&bytes)?;
     let layer = manifest
@@ -225,7 +235,11 @@ pub fn find(mirror: &dyn Mirror, image: &Digest) -> Result<Option<(Descriptor, V
         .filter(|l| l.media_type == SPDX_MEDIA_TYPE)
         .ok_or_else(|| anyhow::anyhow!("the SBOM manifest {} has no SPDX layer", entry.digest))?;
     if layer.size > MAX_SBOM {
-        anyhow::bail!("the SBOM {} is {} bytes, more than stackci reads", layer.digest, layer.size);
+        anyhow::bail!(
+            "the SBOM {} is {} bytes, more than stackci reads",
+            layer.digest,
+            layer.size
+        );
     }
     let mut doc = Vec::new();
     std::io::Read::read_to_end(

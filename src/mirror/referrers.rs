@@ -122,8 +122,12 @@ pub fn list_referrers(mirror: &dyn Mirror, subject: &Digest, artifact_type: Opti
     let Some(bytes) = index else {
         return Ok(Vec::new());
     };
-    let index: Index = serde_json::from_slice(&bytes)
-        .with_context(|| format!("the referrers of {subject} in {} are not an image index", mirror.location()))?;
+    let index: Index = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "the referrers of {subject} in {} are not an image index",
+            mirror.location()
+        )
+    })?;
     Ok(index
         .manifests
         .into_iter()

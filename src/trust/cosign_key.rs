@@ -163,7 +163,10 @@ pub fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>, D
 /// [`MAX_SCRYPT_COST`].
 fn derive(password: &[u8], salt: &[u8], p: &ScryptParams) -> Result<Zeroizing<[u8; 32]>, DecryptError> {
     if !p.n.is_power_of_two() || p.n < 2 {
-        return Err(DecryptError::Unsupported(format!("scrypt N = {} is not a power of two", p.n)));
+        return Err(DecryptError::Unsupported(format!(
+            "scrypt N = {} is not a power of two",
+            p.n
+        )));
     }
     if p.n.saturating_mul(u64::from(p.r)) > MAX_SCRYPT_COST || p.p == 0 || p.p > 16 {
         return Err(DecryptError::Unsupported(format!(
@@ -193,7 +196,10 @@ mod tests {
             text.starts_with(r#"{"kdf":{"name":"scrypt","params":{"N":32768,"r":8,"p":1},"salt":""#),
             "{text}"
         );
-        assert!(text.contains(r#""cipher":{"name":"nacl/secretbox","nonce":""#), "{text}");
+        assert!(
+            text.contains(r#""cipher":{"name":"nacl/secretbox","nonce":""#),
+            "{text}"
+        );
         assert_eq!(&*decrypt(&env, b"pw").unwrap(), b"secret key bytes");
         assert!(matches!(decrypt(&env, b"PW"), Err(DecryptError::WrongPassword)));
         assert!(matches!(decrypt(&env, b""), Err(DecryptError::WrongPassword)));
@@ -217,9 +223,15 @@ mod tests {
     fn refuses_hostile_parameters() {
         let env = String::from_utf8(encrypt(b"k", b"")).unwrap();
         let huge = env.replace(r#""N":32768"#, r#""N":1073741824"#);
-        assert!(matches!(decrypt(huge.as_bytes(), b""), Err(DecryptError::Unsupported(_))));
+        assert!(matches!(
+            decrypt(huge.as_bytes(), b""),
+            Err(DecryptError::Unsupported(_))
+        ));
         let odd = env.replace(r#""N":32768"#, r#""N":30000"#);
-        assert!(matches!(decrypt(odd.as_bytes(), b""), Err(DecryptError::Unsupported(_))));
+        assert!(matches!(
+            decrypt(odd.as_bytes(), b""),
+            Err(DecryptError::Unsupported(_))
+        ));
         let kdf = env.replace(r#""name":"scrypt""#, r#""name":"pbkdf2""#);
         let err = decrypt(kdf.as_bytes(), b"").unwrap_err();
         assert!(err.to_string().contains("pbkdf2"), "{err}");

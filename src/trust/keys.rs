@@ -91,10 +91,7 @@ impl PublicKey {
     /// `sha256:<hex>` of the key's DER (SubjectPublicKeyInfo) encoding: what messages and
     /// `verify --json` name a key by, whatever file it was read from.
     pub fn fingerprint(&self) -> String {
-        let der = self
-            .key
-            .to_public_key_der()
-            .expect("a P-256 public key always encodes");
+        let der = self.key.to_public_key_der().expect("a P-256 public key always encodes");
         Digest::of(der.as_bytes()).to_string()
     }
 
@@ -141,7 +138,9 @@ impl PrivateKey {
                 SigningKey::from(secret)
             }
             "PUBLIC KEY" => bail!("{source} is a public key; signing needs the private key (the .key file)"),
-            "RSA PRIVATE KEY" => bail!("{source} is an RSA key; stackci signs with ECDSA P-256 keys (cosign's default)"),
+            "RSA PRIVATE KEY" => {
+                bail!("{source} is an RSA key; stackci signs with ECDSA P-256 keys (cosign's default)")
+            }
             "ENCRYPTED PRIVATE KEY" => bail!(
                 "{source} is a PKCS#8 key encrypted with a password (openssl's format); use an unencrypted \
                  PKCS#8 key or cosign's format (`stackci keygen`, `cosign generate-key-pair`)"
@@ -186,10 +185,8 @@ impl PrivateKey {
 /// CI variable may carry, are accepted); returns its label and bytes.
 fn pem_block(text: &str) -> Result<(String, Zeroizing<Vec<u8>>)> {
     let text = text.trim().replace("\r\n", "\n");
-    let start = text
-        .find("-----BEGIN ")
-        .context("no `-----BEGIN ...-----` line")?;
-    let (label, der) = pem_rfc7468::decode_vec(text[start..].as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let start = text.find("-----BEGIN ").context("no `-----BEGIN ...-----` line")?;
+    let (label, der) = pem_rfc7468::decode_vec(&text.as_bytes()[start..]).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((label.to_string(), Zeroizing::new(der)))
 }
 
@@ -210,10 +207,7 @@ fn describe_spki(der: &[u8]) -> String {
         .unwrap_or_else(|_| "not a valid public key".into())
 }
 
-fn describe_algorithm(
-    oid: p256::pkcs8::ObjectIdentifier,
-    params: Option<p256::pkcs8::ObjectIdentifier>,
-) -> String {
+fn describe_algorithm(oid: p256::pkcs8::ObjectIdentifier, params: Option<p256::pkcs8::ObjectIdentifier>) -> String {
     let name = |oid: p256::pkcs8::ObjectIdentifier| oid.to_string();
     match (name(oid).as_str(), params.map(name).as_deref()) {
         ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => "an ECDSA P-384 key".into(),
@@ -234,7 +228,10 @@ mod tests {
         let key = PrivateKey::generate("test");
         let pw = Secret::new("correct horse");
         let pem = key.to_encrypted_pem(&pw);
-        assert!(pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"), "{pem}");
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+            "{pem}"
+        );
         let back = PrivateKey::from_pem(&pem, &pw, "k.key").unwrap();
         let sig = back.sign(b"payload");
         assert_eq!(sig, key.sign(b"payload"), "RFC 6979 signatures are deterministic");
@@ -258,8 +255,12 @@ mod tests {
 
     #[test]
     fn refuses_other_keys_clearly() {
-        let err = PrivateKey::from_pem("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", &Secret::new(""), "id")
-            .unwrap_err();
+        let err = PrivateKey::from_pem(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+            &Secret::new(""),
+            "id",
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("OPENSSH PRIVATE KEY"), "{err:#}");
         let public = PrivateKey::generate("t").public().to_pem();
         let err = PrivateKey::from_pem(&public, &Secret::new(""), "x.pub").unwrap_err();

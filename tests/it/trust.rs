@@ -66,7 +66,11 @@ pub fn assert_no_secret(text: &str, key: &Path) {
 /// `img` of `c`.
 pub fn small_stack(dir: &Path, store: &Path) -> PathBuf {
     let script = "mkdir -p \"$PREFIX/bin\"\necho \"$PREFIX\" > \"$PREFIX/bin/where\"";
-    let path = write_stack(dir, store, &[("a", &[], script), ("b", &["a"], script), ("c", &["b"], script)]);
+    let path = write_stack(
+        dir,
+        store,
+        &[("a", &[], script), ("b", &["a"], script), ("c", &["b"], script)],
+    );
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("images:\n  img:\n    base: scratch\n    packages: [c]\n");
     std::fs::write(&path, text).unwrap();
@@ -76,7 +80,9 @@ pub fn small_stack(dir: &Path, store: &Path) -> PathBuf {
 /// Package tags from `plan --json`, by package name.
 pub fn tags(dir: &Path, mirror: &str, envs: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut cmd = stackci();
-    cmd.current_dir(dir).envs(envs.iter().copied()).args(["--mirror", mirror, "plan", "--json"]);
+    cmd.current_dir(dir)
+        .envs(envs.iter().copied())
+        .args(["--mirror", mirror, "plan", "--json"]);
     let v: Value = serde_json::from_str(&ok(&mut cmd)).unwrap();
     v["packages"]
         .as_array()
@@ -208,7 +214,14 @@ fn signed_file_mirror_verifies_both_ways_with_an_independent_implementation() {
         .args(["--mirror", &m, "verify", "--json"]));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["counts"]["verified"], 3, "{v}");
-    assert!(v["packages"].as_array().unwrap().iter().all(|p| p["status"] == "verified"), "{v}");
+    assert!(
+        v["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "verified"),
+        "{v}"
+    );
 
     // Re-signing is idempotent: a forced rebuild leaves the signature manifest as it was.
     let layout = Layout(mirror.clone());
@@ -253,8 +266,14 @@ fn signed_file_mirror_verifies_both_ways_with_an_independent_implementation() {
     );
     assert!(out.status.success(), "{}", all_output(&out));
     for k in [&py_pub, &public] {
-        let v: Value = serde_json::from_str(&ok(&mut cosign(&["verify", "--key", k.to_str().unwrap(), &store, &tags["c"]])))
-            .unwrap();
+        let v: Value = serde_json::from_str(&ok(&mut cosign(&[
+            "verify",
+            "--key",
+            k.to_str().unwrap(),
+            &store,
+            &tags["c"],
+        ])))
+        .unwrap();
         assert_eq!(v["ok"], true, "{v}");
     }
 
@@ -267,7 +286,12 @@ fn signed_file_mirror_verifies_both_ways_with_an_independent_implementation() {
         .args(["--mirror", &m, "install", "c", "--root"])
         .arg(&root));
     let store_dir = tmp.path().join("store");
-    assert!(root.join(store_dir.strip_prefix("/").unwrap()).join(&tags["a"]).join("bin/where").is_file());
+    assert!(
+        root.join(store_dir.strip_prefix("/").unwrap())
+            .join(&tags["a"])
+            .join("bin/where")
+            .is_file()
+    );
 }
 
 /// Runs `install b` into a fresh root with `public` trusted; asserts it is refused with an
@@ -284,7 +308,13 @@ fn assert_install_refused(dir: &Path, m: &str, public: &Path, tag: &str, digest:
     );
     let text = all_output(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    for want in [tag, digest, public.to_str().unwrap(), reason, "no valid signature by a trusted key"] {
+    for want in [
+        tag,
+        digest,
+        public.to_str().unwrap(),
+        reason,
+        "no valid signature by a trusted key",
+    ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
     assert_eq!(text.lines().filter(|l| l.starts_with("error")).count(), 1, "{text}");
@@ -329,17 +359,34 @@ fn bad_signatures_and_keys_are_refused_before_anything_is_unpacked() {
     // A tampered payload (another docker-reference), stored consistently under its digest:
     // the signature no longer covers it.
     let payload = layout.blob(b_sig["layers"][0]["digest"].as_str().unwrap());
-    let forged = String::from_utf8(payload).unwrap().replace(&m, "evil.example/repo").into_bytes();
+    let forged = String::from_utf8(payload)
+        .unwrap()
+        .replace(&m, "evil.example/repo")
+        .into_bytes();
     let mut tampered = b_sig.clone();
     tampered["layers"][0]["digest"] = layout.put_blob(&forged).into();
     tampered["layers"][0]["size"] = forged.len().into();
     layout.retag(&sig_tag(&b), &tampered);
-    assert_install_refused(&dir, &m, &public, &tags["b"], &b, "made by none of the trusted keys, or tampered with");
+    assert_install_refused(
+        &dir,
+        &m,
+        &public,
+        &tags["b"],
+        &b,
+        "made by none of the trusted keys, or tampered with",
+    );
     restore();
 
     // A valid signature, but for another manifest (a's) copied under b's signature tag.
     layout.retag(&sig_tag(&b), &layout.manifest(&sig_tag(&a)));
-    assert_install_refused(&dir, &m, &public, &tags["b"], &b, &format!("for manifest {a}, not for this one"));
+    assert_install_refused(
+        &dir,
+        &m,
+        &public,
+        &tags["b"],
+        &b,
+        &format!("for manifest {a}, not for this one"),
+    );
     restore();
 
     // The tag re-pointed to an unsigned manifest.
@@ -364,18 +411,36 @@ fn bad_signatures_and_keys_are_refused_before_anything_is_unpacked() {
     let text = all_output(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(&format!("refusing `{}`", tags["a"])), "{text}");
-    assert!(!store.join(&tags["a"]).exists() && !store.join(&tags["b"]).exists(), "{text}");
+    assert!(
+        !store.join(&tags["a"]).exists() && !store.join(&tags["b"]).exists(),
+        "{text}"
+    );
     restore();
 
     // Keys in formats stackci does not verify or sign with: one clear error naming the file.
     let rsa = tmp.path().join("rsa.key");
     ok(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&rsa));
     let rsa_pub = tmp.path().join("rsa.pub");
-    ok(Command::new("openssl").arg("pkey").arg("-in").arg(&rsa).arg("-pubout").arg("-out").arg(&rsa_pub));
+    ok(Command::new("openssl")
+        .arg("pkey")
+        .arg("-in")
+        .arg(&rsa)
+        .arg("-pubout")
+        .arg("-out")
+        .arg(&rsa_pub));
     let ed = tmp.path().join("ed.key");
-    ok(Command::new("openssl").args(["genpkey", "-algorithm", "ED25519", "-out"]).arg(&ed));
+    ok(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ED25519", "-out"])
+        .arg(&ed));
     let junk = tmp.path().join("junk.pub");
     std::fs::write(&junk, "not a key\n").unwrap();
     for (file, want) in [
@@ -395,7 +460,11 @@ fn bad_signatures_and_keys_are_refused_before_anything_is_unpacked() {
         assert!(text.contains(file.to_str().unwrap()) && text.contains(want), "{text}");
         assert!(!tmp.path().join("never").exists(), "{text}");
     }
-    for (file, want) in [(&rsa, "is an RSA key"), (&ed, "is an Ed25519 key"), (&public, "is a public key")] {
+    for (file, want) in [
+        (&rsa, "is an RSA key"),
+        (&ed, "is an Ed25519 key"),
+        (&public, "is a public key"),
+    ] {
         let out = output(
             stackci()
                 .current_dir(&dir)
@@ -418,7 +487,10 @@ fn bad_signatures_and_keys_are_refused_before_anything_is_unpacked() {
     );
     let text = all_output(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("wrong password") && text.contains(key.to_str().unwrap()), "{text}");
+    assert!(
+        text.contains("wrong password") && text.contains(key.to_str().unwrap()),
+        "{text}"
+    );
     assert!(!text.contains("wrong-7f3a-secret"), "{text}");
     assert_eq!(std::fs::read(mirror.join("index.json")).unwrap(), before);
     assert!(!store.join(&tags["c"]).exists());
@@ -441,7 +513,10 @@ fn keygen_writes_cosign_keys_and_never_overwrites() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     let pem = std::fs::read_to_string(&key).unwrap();
-    assert!(pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"), "{pem}");
+    assert!(
+        pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"),
+        "{pem}"
+    );
     assert_no_secret(&out, &key);
     // The independent implementation opens it with the password, and only with it.
     let decrypted = ok(cosign(&["pubkey", "--key", key.to_str().unwrap()]).env("COSIGN_PASSWORD", PASSWORD));
@@ -451,7 +526,11 @@ fn keygen_writes_cosign_keys_and_never_overwrites() {
     // Never overwritten without --force.
     let again = output(stackci().arg("keygen").arg("--out").arg(&prefix));
     assert_eq!(again.status.code(), Some(2));
-    assert!(all_output(&again).contains("exists; use --force"), "{}", all_output(&again));
+    assert!(
+        all_output(&again).contains("exists; use --force"),
+        "{}",
+        all_output(&again)
+    );
     assert_eq!(std::fs::read_to_string(&key).unwrap(), pem);
     ok(stackci().arg("keygen").arg("--force").arg("--out").arg(&prefix));
     assert_ne!(std::fs::read_to_string(&key).unwrap(), pem);
@@ -482,14 +561,27 @@ fn images_are_signed_and_carry_a_valid_spdx_sbom() {
     let store = format!("layout:{}", target.display());
 
     // The image signature verifies independently.
-    let iv: Value = serde_json::from_str(&ok(&mut cosign(&["verify", "--key", public.to_str().unwrap(), &store, "v1"]))).unwrap();
+    let iv: Value = serde_json::from_str(&ok(&mut cosign(&[
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        &store,
+        "v1",
+    ])))
+    .unwrap();
     assert_eq!(iv["ok"], true, "{iv}");
     assert_eq!(iv["digest"], v["digest"]);
 
     // The SBOM is found through the referrers tag schema, is valid SPDX 2.3, lists every
     // package with its hash and layer digest, and is itself signed.
-    let referrers: Value =
-        serde_json::from_str(&ok(&mut cosign(&["referrers", &store, "v1", "--type", "application/spdx+json"]))).unwrap();
+    let referrers: Value = serde_json::from_str(&ok(&mut cosign(&[
+        "referrers",
+        &store,
+        "v1",
+        "--type",
+        "application/spdx+json",
+    ])))
+    .unwrap();
     assert_eq!(referrers.as_array().unwrap().len(), 1, "{referrers}");
     let sbom_manifest_digest = referrers[0]["digest"].as_str().unwrap();
     assert_eq!(sbom_manifest_digest, v["sbom"]["digest"]);
@@ -517,8 +609,16 @@ fn images_are_signed_and_carry_a_valid_spdx_sbom() {
         let hash = tag.rsplit('-').next().unwrap();
         let layer = mirror.manifest(tag)["layers"].as_array().unwrap().last().unwrap()["digest"].clone();
         let refs = pkg["externalRefs"].as_array().unwrap();
-        assert!(refs.iter().any(|r| r["referenceType"] == "stackci-hash" && r["referenceLocator"] == hash), "{pkg}");
-        assert!(refs.iter().any(|r| r["referenceType"] == "oci-layer" && r["referenceLocator"] == layer), "{pkg}");
+        assert!(
+            refs.iter()
+                .any(|r| r["referenceType"] == "stackci-hash" && r["referenceLocator"] == hash),
+            "{pkg}"
+        );
+        assert!(
+            refs.iter()
+                .any(|r| r["referenceType"] == "oci-layer" && r["referenceLocator"] == layer),
+            "{pkg}"
+        );
         assert_eq!(pkg["versionInfo"], "1.0");
     }
     // stackci verify --image: the image's and the SBOM's signatures.
@@ -532,12 +632,19 @@ fn images_are_signed_and_carry_a_valid_spdx_sbom() {
 
     // The same inputs give the same image, SBOM and signatures: a second run writes nothing.
     let index_before = std::fs::read(target.join("index.json")).unwrap();
-    ok(stackci().current_dir(&dir).envs(signing).args(["image", "img", "--to", &reference]));
+    ok(stackci()
+        .current_dir(&dir)
+        .envs(signing)
+        .args(["image", "img", "--to", &reference]));
     assert_eq!(std::fs::read(target.join("index.json")).unwrap(), index_before);
 
     // The validator is real: a broken document fails it.
     let mut broken = doc.clone();
     broken.as_object_mut().unwrap().remove("creationInfo");
     std::fs::write(&doc_file, serde_json::to_vec(&broken).unwrap()).unwrap();
-    assert!(!output(&mut peer(&["spdx", doc_file.to_str().unwrap()])).status.success());
+    assert!(
+        !output(&mut peer(&["spdx", doc_file.to_str().unwrap()]))
+            .status
+            .success()
+    );
 }

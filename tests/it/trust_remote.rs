@@ -13,7 +13,7 @@ use crate::common::fault_proxy::{Action, Proxy, RequestHead};
 use crate::common::registry::Peer;
 use crate::common::s3::{ACCESS_KEY, Moto, SECRET_KEY};
 use crate::common::*;
-use crate::trust::{PASSWORD, all_output, assert_no_secret, cosign, keygen, peer, require_tools, small_stack, tags};
+use crate::trust::{PASSWORD, all_output, assert_no_secret, cosign, keygen, peer, require_tools, small_stack};
 
 /// stackci with the registry's credentials and CA (when it has them).
 fn with_registry(cmd: &mut Command, reg: &Peer, tmp: &Path) {
@@ -40,7 +40,11 @@ fn cosign_at(reg: &Peer, args: &[&str]) -> Command {
 
 /// `registry:http[s]://HOST/REPO` for the independent tool.
 fn store_of(reg: &Peer, repo: &str) -> String {
-    let scheme = if reg.env.contains_key("REGISTRY_USER") { "https" } else { "http" };
+    let scheme = if reg.env.contains_key("REGISTRY_USER") {
+        "https"
+    } else {
+        "http"
+    };
     format!("registry:{scheme}://{}/{repo}", reg.host())
 }
 
@@ -93,15 +97,32 @@ fn registry_flow(auth: bool) {
         .envs(sign_env)
         .args(["--mirror", &m, "--json", "image", "img", "--to", &image_ref]));
     let iv: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((iv["signed"].clone(), iv["sbom"]["attached"].clone()), (true.into(), "tag-schema".into()), "{iv}");
+    assert_eq!(
+        (iv["signed"].clone(), iv["sbom"]["attached"].clone()),
+        (true.into(), "tag-schema".into()),
+        "{iv}"
+    );
     let img = store_of(&reg, "stack/img");
-    let v: Value =
-        serde_json::from_str(&ok(&mut cosign_at(&reg, &["verify", "--key", public.to_str().unwrap(), &img, "v1"]))).unwrap();
-    assert_eq!((v["ok"].clone(), v["digest"].clone()), (true.into(), iv["digest"].clone()), "{v}");
-    let refs: Value =
-        serde_json::from_str(&ok(&mut cosign_at(&reg, &["referrers", &img, "v1", "--type", "application/spdx+json"]))).unwrap();
-    let sbom_digest = refs[0]["digest"].as_str().unwrap_or_else(|| panic!("no SBOM referrer: {refs}"));
-    let sbom_manifest: Value = serde_json::from_str(&ok(&mut cosign_at(&reg, &["manifest", &img, sbom_digest]))).unwrap();
+    let v: Value = serde_json::from_str(&ok(&mut cosign_at(
+        &reg,
+        &["verify", "--key", public.to_str().unwrap(), &img, "v1"],
+    )))
+    .unwrap();
+    assert_eq!(
+        (v["ok"].clone(), v["digest"].clone()),
+        (true.into(), iv["digest"].clone()),
+        "{v}"
+    );
+    let refs: Value = serde_json::from_str(&ok(&mut cosign_at(
+        &reg,
+        &["referrers", &img, "v1", "--type", "application/spdx+json"],
+    )))
+    .unwrap();
+    let sbom_digest = refs[0]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no SBOM referrer: {refs}"));
+    let sbom_manifest: Value =
+        serde_json::from_str(&ok(&mut cosign_at(&reg, &["manifest", &img, sbom_digest]))).unwrap();
     assert_eq!(sbom_manifest["subject"]["digest"], iv["digest"]);
     let doc = ok(&mut cosign_at(
         &reg,
@@ -112,7 +133,11 @@ fn registry_flow(auth: bool) {
     ok(&mut peer(&["spdx", doc_file.to_str().unwrap()]));
     // The SBOM manifest is signed too (its `sha256-<hex>.sig`).
     let sbom_sig = format!("{}.sig", sbom_digest.replace(':', "-"));
-    assert!(output(&mut cosign_at(&reg, &["manifest", &img, &sbom_sig])).status.success());
+    assert!(
+        output(&mut cosign_at(&reg, &["manifest", &img, &sbom_sig]))
+            .status
+            .success()
+    );
     let mut verify = stackci();
     with_registry(&mut verify, &reg, tmp.path());
     let vv: Value = serde_json::from_str(&ok(verify
@@ -137,7 +162,10 @@ fn registry_flow(auth: bool) {
     evil["annotations"]["evil"] = "yes".into();
     let evil_file = tmp.path().join("evil.json");
     std::fs::write(&evil_file, serde_json::to_vec(&evil).unwrap()).unwrap();
-    let evil_digest = ok(&mut cosign_at(&reg, &["put-manifest", &pkgs, c_tag, evil_file.to_str().unwrap()]));
+    let evil_digest = ok(&mut cosign_at(
+        &reg,
+        &["put-manifest", &pkgs, c_tag, evil_file.to_str().unwrap()],
+    ));
     let root2 = tmp.path().join("root2");
     let mut install = stackci();
     with_registry(&mut install, &reg, tmp.path());
@@ -150,8 +178,14 @@ fn registry_flow(auth: bool) {
     );
     let text = all_output(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains(c_tag) && text.contains(evil_digest.trim()) && text.contains("no signature"), "{text}");
-    assert!(std::fs::read_dir(&root2).unwrap().next().is_none(), "something was unpacked");
+    assert!(
+        text.contains(c_tag) && text.contains(evil_digest.trim()) && text.contains("no signature"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_dir(&root2).unwrap().next().is_none(),
+        "something was unpacked"
+    );
 }
 
 #[test]
@@ -214,7 +248,10 @@ fn s3_mirror_holds_the_same_signature_tags() {
         assert_eq!(r["ok"], true, "{r}");
         assert_eq!(r["docker-reference"], m, "{r}");
     }
-    let vv: Value = serde_json::from_str(&ok(s3ci().env("STACKCI_TRUST_KEYS", &public).args(["--json", "verify"]))).unwrap();
+    let vv: Value = serde_json::from_str(&ok(s3ci()
+        .env("STACKCI_TRUST_KEYS", &public)
+        .args(["--json", "verify"])))
+    .unwrap();
     assert_eq!(vv["counts"]["verified"], 3, "{vv}");
     ok(s3ci()
         .env("STACKCI_TRUST_KEYS", &public)
@@ -248,24 +285,40 @@ fn a_base_image_listed_under_trust_must_be_signed() {
     }
     let stack = dir.join("stack.yaml");
     let text = std::fs::read_to_string(&stack).unwrap();
-    std::fs::write(&stack, format!("{text}trust:\n  bases: [\"{}\"]\n", reg.mirror_url("base"))).unwrap();
+    std::fs::write(
+        &stack,
+        format!("{text}trust:\n  bases: [\"{}\"]\n", reg.mirror_url("base")),
+    )
+    .unwrap();
     let target = format!("oci-layout:{}:v1", tmp.path().join("out").display());
     let image = |keys: &str| {
-        output(stackci().current_dir(&dir).env("STACKCI_TRUST_KEYS", keys).args([
-            "--json", "image", "img", "--base", &base, "--to", &target,
-        ]))
+        output(
+            stackci()
+                .current_dir(&dir)
+                .env("STACKCI_TRUST_KEYS", keys)
+                .args(["--json", "image", "img", "--base", &base, "--to", &target]),
+        )
     };
     let out = image(public.to_str().unwrap());
     let text = all_output(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains(&format!("refusing base image {base}")) && text.contains("no signature"), "{text}");
+    assert!(
+        text.contains(&format!("refusing base image {base}")) && text.contains("no signature"),
+        "{text}"
+    );
     assert!(!tmp.path().join("out").exists(), "{text}");
 
     // Signed by the independent implementation with its own key, and that key trusted: accepted,
     // and the SBOM names the base by the digest that was verified.
     ok(cosign(&["keygen", "--out", tmp.path().join("py").to_str().unwrap()]).env("COSIGN_PASSWORD", ""));
     let base_store = store_of(&reg, "base/tools");
-    let base_digest = ok(&mut cosign(&["sign", "--key", tmp.path().join("py.key").to_str().unwrap(), &base_store, "1"]));
+    let base_digest = ok(&mut cosign(&[
+        "sign",
+        "--key",
+        tmp.path().join("py.key").to_str().unwrap(),
+        &base_store,
+        "1",
+    ]));
     let keys = format!("{},{}", public.display(), tmp.path().join("py.pub").display());
     let out = image(&keys);
     assert!(out.status.success(), "{}", all_output(&out));
@@ -310,9 +363,11 @@ fn sboms_are_found_through_the_referrers_api_when_the_registry_has_one() {
     ];
     ok(stackci().current_dir(&dir).envs(envs).arg("run"));
     let image_ref = format!("{}:v1", reg.mirror_url("img"));
-    let iv: Value =
-        serde_json::from_str(&ok(stackci().current_dir(&dir).envs(envs).args(["--json", "image", "img", "--to", &image_ref])))
-            .unwrap();
+    let iv: Value = serde_json::from_str(&ok(stackci()
+        .current_dir(&dir)
+        .envs(envs)
+        .args(["--json", "image", "img", "--to", &image_ref])))
+    .unwrap();
     let image_digest = iv["digest"].as_str().unwrap().to_string();
     let sbom_digest = iv["sbom"]["digest"].as_str().unwrap().to_string();
     let size = ok(&mut cosign(&["manifest", &store_of(&reg, "img"), &sbom_digest])).len();
