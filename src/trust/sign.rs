@@ -22,7 +22,7 @@ use super::keys::PrivateKey;
 use super::payload;
 use crate::digest::Digest;
 use crate::mirror::Mirror;
-use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, MANIFEST_MEDIA_TYPE, put_document};
+use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, MANIFEST_MEDIA_TYPE, TAG_ANNOTATION, put_document};
 
 /// Layer annotation holding the base64 DER signature of the layer's payload.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
@@ -126,7 +126,8 @@ pub fn sign(mirror: &dyn Mirror, key: &PrivateKey, subject: &Descriptor) -> Resu
             extra: Default::default(),
             ..subject.clone()
         }),
-        annotations: BTreeMap::new(),
+        // Lets `stackci index` restore the tag of a file or S3 mirror that lost its index.
+        annotations: BTreeMap::from([(TAG_ANNOTATION.to_string(), tag.clone())]),
     };
     mirror
         .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &spec::to_bytes(&manifest))
@@ -146,4 +147,69 @@ fn signature_config(layers: &[Descriptor]) -> serde_json::Value {
         "rootfs": { "type": "layers", "diff_ids": layers.iter().map(|l| l.digest.to_string()).collect::<Vec<_>>() },
         "config": {},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::fs::FsStore;
+    use crate::mirror::layout::LayoutMirror;
+    use crate::trust::verify::verify;
+
+    fn subject(mirror: &dyn Mirror, tag: &str, body: &[u8]) -> Descriptor {
+        let digest = mirror.put_manifest(tag, MANIFEST_MEDIA_TYPE, body).unwrap();
+        Descriptor {
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            digest,
+            size: body.len() as u64,
+            annotations: Default::default(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn sign_is_idempotent_appends_other_keys_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = LayoutMirror::new(FsStore::new(dir.path()));
+        let one = subject(&mirror, "one", br#"{"schemaVersion":2,"n":1}"#);
+        let two = subject(&mirror, "two", br#"{"schemaVersion":2,"n":2}"#);
+        let (k1, k2) = (PrivateKey::generate("k1"), PrivateKey::generate("k2"));
+        assert_eq!(sign(&mirror, &k1, &one).unwrap(), Signed::Added);
+        let first = mirror.get_manifest(&signature_tag(&one.digest)).unwrap().unwrap();
+        assert_eq!(sign(&mirror, &k1, &one).unwrap(), Signed::AlreadySigned);
+        assert_eq!(
+            mirror.get_manifest(&signature_tag(&one.digest)).unwrap().unwrap(),
+            first
+        );
+        assert_eq!(sign(&mirror, &k2, &one).unwrap(), Signed::Added);
+        let both: SignatureManifest =
+            serde_json::from_slice(&mirror.get_manifest(&signature_tag(&one.digest)).unwrap().unwrap()).unwrap();
+        assert_eq!(both.layers.len(), 2);
+        assert_eq!(both.subject.as_ref().unwrap().digest, one.digest);
+
+        assert_eq!(verify(&mirror, &one.digest, &[k2.public()]).unwrap().key, 0);
+        assert_eq!(
+            verify(&mirror, &one.digest, &[k1.public(), k2.public()]).unwrap().key,
+            0
+        );
+        let stranger = PrivateKey::generate("k3").public();
+        let err = verify(&mirror, &one.digest, &[stranger]).unwrap_err();
+        assert_eq!(err.reasons.len(), 2, "{err}");
+        assert!(!err.unsigned);
+        let err = verify(&mirror, &two.digest, &[k1.public()]).unwrap_err();
+        assert!(err.unsigned && err.to_string().contains("no signature"), "{err}");
+    }
+
+    #[test]
+    fn index_restores_signature_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = LayoutMirror::new(FsStore::new(dir.path()));
+        let one = subject(&mirror, "one", br#"{"schemaVersion":2,"n":1}"#);
+        let key = PrivateKey::generate("k");
+        sign(&mirror, &key, &one).unwrap();
+        std::fs::remove_file(dir.path().join("index.json")).unwrap();
+        mirror.reindex().unwrap();
+        assert!(mirror.list_tags().unwrap().contains(&signature_tag(&one.digest)));
+        verify(&mirror, &one.digest, &[key.public()]).unwrap();
+    }
 }
