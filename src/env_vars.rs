@@ -21,6 +21,15 @@ pub const STACKCI_SPACK_COMMAND: &str = "STACKCI_SPACK_COMMAND";
 pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
 /// Registry password or token, with [`STACKCI_REGISTRY_USERNAME`].
 pub const STACKCI_REGISTRY_PASSWORD: &str = "STACKCI_REGISTRY_PASSWORD";
+/// The private key every pushed package and image is signed with: a path, or the PEM
+/// itself (as a CI variable holds it). cosign's encrypted format, PKCS#8 or SEC1.
+pub const STACKCI_SIGNING_KEY: &str = "STACKCI_SIGNING_KEY";
+/// Password of an encrypted [`STACKCI_SIGNING_KEY`] (default: [`COSIGN_PASSWORD`], else empty).
+pub const STACKCI_SIGNING_PASSWORD: &str = "STACKCI_SIGNING_PASSWORD";
+/// cosign's password variable, read when [`STACKCI_SIGNING_PASSWORD`] is not set.
+pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// Trusted public keys, comma-separated paths; replaces the stack's `trust: { keys: }`.
+pub const STACKCI_TRUST_KEYS: &str = "STACKCI_TRUST_KEYS";
 
 // ---- Reproducibility, TLS, registries ----
 

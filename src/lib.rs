@@ -25,5 +25,6 @@ pub mod plan;
 pub mod report;
 pub mod spec;
 pub mod stack;
+pub mod trust;
 
 pub use commands::run;

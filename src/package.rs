@@ -19,6 +19,8 @@ use crate::spec::{
     TAG_ANNOTATION, put_document,
 };
 use crate::stack::Stack;
+use crate::trust::Trust;
+
 /// Label prefix for package metadata in the image config.
 pub const LABEL_PREFIX: &str = "dev.stackci.";
 /// The PATH a container gets after the packages' `bin` directories.
@@ -68,9 +70,16 @@ impl PackageImage {
 /// ([`CONFIG_MEDIA_TYPE`]), gzip tar layers ([`LAYER_MEDIA_TYPE`]) and one `diff_id` per
 /// layer. Anything else is an error naming the tag and the mirror.
 pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
-    let Some(manifest) = read_manifest(mirror, tag)? else {
-        return Ok(None);
-    };
+    match mirror.get_manifest(tag)? {
+        Some(bytes) => package_from_manifest(mirror, tag, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`read_package`] for manifest bytes already read from `tag` (and, say, verified by
+/// [`crate::trust`]): parses and checks them and reads their config.
+pub fn package_from_manifest(mirror: &dyn Mirror, tag: &str, bytes: &[u8]) -> Result<PackageImage> {
+    let manifest = parse_manifest(mirror, tag, bytes)?;
     let not_a_package = || format!("`{tag}` in {} is not a stackci package manifest", mirror.location());
     check_manifest(&manifest).with_context(not_a_package)?;
     let image = PackageImage {
@@ -78,7 +87,7 @@ pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImag
         manifest,
     };
     image.layers().with_context(not_a_package)?;
-    Ok(Some(image))
+    Ok(image)
 }
 
 /// The manifest-format checks of [`read_package`].
@@ -121,16 +130,19 @@ pub fn read_image(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>
 }
 
 fn read_manifest(mirror: &dyn Mirror, tag: &str) -> Result<Option<Manifest>> {
-    let Some(bytes) = mirror.get_manifest(tag)? else {
-        return Ok(None);
-    };
-    let manifest = serde_json::from_slice(&bytes).with_context(|| {
+    match mirror.get_manifest(tag)? {
+        Some(bytes) => parse_manifest(mirror, tag, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn parse_manifest(mirror: &dyn Mirror, tag: &str, bytes: &[u8]) -> Result<Manifest> {
+    serde_json::from_slice(bytes).with_context(|| {
         format!(
             "manifest of `{tag}` in {} is not an OCI image manifest",
             mirror.location()
         )
-    })?;
-    Ok(Some(manifest))
+    })
 }
 
 /// Reads and verifies the config `manifest` names (at most 4 MiB).
@@ -188,7 +200,9 @@ pub fn path_env(prefixes: &[PathBuf]) -> String {
 /// Pushes package `i` of `stack`: its own `layer` (its bytes from `blob`, e.g. a freshly
 /// [`crate::layer::pack::Packed`] file that a file mirror renames into place), a config and
 /// a manifest over its runtime closure. The dependencies must already be in the mirror.
-/// The tag is written last, so it never names a missing blob.
+/// The tag is written last, so it never names a missing blob; with a signing key
+/// ([`Trust::signer`]) the manifest is signed before its tag is written, and with trusted
+/// keys the dependencies' manifests are verified before their layers are named.
 pub fn push_package(
     mirror: &dyn Mirror,
     stack: &Stack,
@@ -196,6 +210,7 @@ pub fn push_package(
     layer: &Layer,
     blob: &dyn BlobSource,
     source_date_epoch: u64,
+    trust: &Trust,
 ) -> Result<Digest> {
     let pkg = &stack.packages[i];
     let tag = pkg.tag();
@@ -203,7 +218,7 @@ pub fn push_package(
     let mut layers = Vec::with_capacity(closure.len());
     for &d in &closure[..closure.len() - 1] {
         let dep = &stack.packages[d];
-        let image = read_package(mirror, &dep.tag())?.with_context(|| {
+        let image = trust.read_package(mirror, &dep.tag())?.with_context(|| {
             format!(
                 "dependency `{}` of `{}` is not in {}; build it first",
                 dep.tag(),
@@ -253,7 +268,11 @@ pub fn push_package(
         layers: layers.into_iter().map(|l| l.descriptor).collect(),
         annotations: BTreeMap::from([(TAG_ANNOTATION.to_string(), tag.clone())]),
     };
+    let bytes = spec::to_bytes(&manifest);
+    trust
+        .sign(mirror, &spec::descriptor_of(MANIFEST_MEDIA_TYPE, &bytes))
+        .with_context(|| format!("signing `{tag}` in {}", mirror.location()))?;
     mirror
-        .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &spec::to_bytes(&manifest))
+        .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &bytes)
         .with_context(|| format!("writing the manifest of `{tag}` to {}", mirror.location()))
 }

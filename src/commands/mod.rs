@@ -20,9 +20,11 @@ mod generate;
 mod image;
 mod index;
 mod install;
+mod keygen;
 mod plan;
 mod run;
 mod status;
+mod verify;
 
 /// What the commands that work on a stack get: the loaded stack and its mirror, which is
 /// opened on first use (so a command that never touches it works whatever `--mirror` says).
@@ -134,6 +136,7 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Status(args) => return status::run(&cli, args),
+        Command::Keygen(args) => return keygen::run(args, cli.json),
         Command::Index if cli.mirror.is_some() => return index::run(&mirror_for(&cli, None), cli.json),
         _ => {}
     }
@@ -147,6 +150,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(args) => image::run(&ctx, args),
         Command::Status(args) => status::run(&cli, args),
         Command::Generate(which) => generate::run(&ctx, which),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Keygen(args) => keygen::run(args, ctx.json),
     }
 }
 

@@ -13,11 +13,13 @@ use anyhow::{Context, Result, bail};
 
 use crate::layer::Layer;
 use crate::mirror::Mirror;
-use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, read_package, rfc3339};
+use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, rfc3339};
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
+use crate::trust::Trust;
 
 pub mod budget;
+pub mod sbom;
 pub mod target;
 pub mod verify;
 
@@ -113,14 +115,15 @@ impl Image {
 }
 
 /// Builds image `name` of the stack: `base` + the runtime closure of its packages (read from
-/// `mirror`, where they must all be) + a config with PATH, env, entrypoint, labels and
-/// `created` from `source_date_epoch`.
+/// `mirror`, where they must all be, each verified by `trust` when it has keys) + a config
+/// with PATH, env, entrypoint, labels and `created` from `source_date_epoch`.
 pub fn assemble(
     stack: &Stack,
     name: &str,
     base: Image,
     mirror: Arc<dyn Mirror>,
     source_date_epoch: u64,
+    trust: &Trust,
 ) -> Result<Image> {
     let spec: &ImageSpec = stack.images.get(name).with_context(|| {
         let known: Vec<&str> = stack.images.keys().map(String::as_str).collect();
@@ -139,7 +142,7 @@ pub fn assemble(
     let mut layers = Vec::with_capacity(members.len());
     for &i in &members {
         let tag = stack.packages[i].tag();
-        let image = read_package(mirror.as_ref(), &tag)?.with_context(|| {
+        let image = trust.read_package(mirror.as_ref(), &tag)?.with_context(|| {
             format!(
                 "`{tag}` (in image `{name}`) is not in {}; run `stackci run` first",
                 mirror.location()

@@ -27,6 +27,7 @@ pub mod location;
 pub mod oci;
 pub mod open;
 pub mod probe;
+pub mod referrers;
 pub mod s3;
 pub mod source;
 pub mod store;

@@ -45,6 +45,8 @@ pub struct Stack {
     pub status: super::settings::StatusConfig,
     /// The `ci:` section (settings of the generated pipelines).
     pub ci: super::settings::CiSettings,
+    /// The `trust:` section (keys that signatures are checked against).
+    pub trust: super::settings::TrustSettings,
 }
 
 /// One package of a stack.

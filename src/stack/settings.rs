@@ -174,6 +174,27 @@ pub struct StatusConfig {
     pub github: Option<String>,
 }
 
+/// The `trust:` section: which keys packages must be signed by, and which base images too.
+///
+/// ```yaml
+/// trust:
+///   keys: [keys/stackci.pub]          # PEM public keys, relative to the stack file
+///   bases: [oci://ghcr.io/acme/base]  # base images (repositories) that must be signed too
+/// ```
+///
+/// `STACKCI_TRUST_KEYS` (comma-separated paths) replaces `keys` when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSettings {
+    /// Public keys (cosign's `cosign.pub` format); a relative path is relative to the stack.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Base image repositories (`oci://HOST/REPO`) whose images must carry a signature by
+    /// one of the keys; a base is covered when its reference starts with an entry.
+    #[serde(default)]
+    pub bases: Vec<String>,
+}
+
 /// A `runs-on` value: one label or a list of labels.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]

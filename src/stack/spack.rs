@@ -295,6 +295,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         images: BTreeMap::new(),
         status: Default::default(),
         ci: Default::default(),
+        trust: Default::default(),
     })
 }
 

@@ -77,6 +77,8 @@ struct RawStack {
     status: super::settings::StatusConfig,
     #[serde(default)]
     ci: super::settings::CiSettings,
+    #[serde(default)]
+    trust: super::settings::TrustSettings,
 }
 
 /// One entry of `packages:`.
@@ -371,6 +373,7 @@ impl<'a> Converter<'a> {
     fn convert(&self, raw: RawStack) -> Result<Stack, StackError> {
         let raw_status = raw.status.clone();
         let raw_ci = raw.ci.clone();
+        let raw_trust = raw.trust.clone();
         let name = raw
             .name
             .ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
@@ -529,6 +532,7 @@ impl<'a> Converter<'a> {
             images,
             status: raw_status,
             ci: raw_ci,
+            trust: raw_trust,
         };
         self.prefix_vars(&stack, &spots)?;
         Ok(stack)

@@ -23,3 +23,5 @@ mod s3_store;
 mod stack;
 mod status;
 mod status_run;
+mod trust;
+mod trust_remote;

