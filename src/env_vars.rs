@@ -22,6 +22,9 @@ pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
 /// Registry password or token, with [`STACKCI_REGISTRY_USERNAME`].
 pub const STACKCI_REGISTRY_PASSWORD: &str = "STACKCI_REGISTRY_PASSWORD";
 
+/// Seconds a docker credential helper may take to answer (default 30).
+pub const STACKCI_CREDENTIAL_HELPER_TIMEOUT: &str = "STACKCI_CREDENTIAL_HELPER_TIMEOUT";
+
 // ---- Reproducibility, TLS, registries ----
 
 /// Seconds since the epoch used for layer mtimes, image `created` and recipes (default 0).
@@ -32,6 +35,8 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// Directory holding the docker `config.json` (default `~/.docker`).
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Where programs are looked up (docker credential helpers).
+pub const PATH: &str = "PATH";
 /// The home directory (`~/.docker/config.json`).
 pub const HOME: &str = "HOME";
 /// This host's name, for naming temporary files other processes may judge stale.

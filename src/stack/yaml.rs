@@ -731,12 +731,20 @@ impl<'a> Converter<'a> {
         let base = match raw.base {
             None => "scratch".to_string(),
             Some(b) => {
+                // The one image-reference parser decides, so a base accepts what `--base` does.
                 let v = b.value.as_str();
-                let ok = v == "scratch"
-                    || v.strip_prefix("oci://").is_some_and(|r| !r.is_empty())
-                    || v.strip_prefix("oci-layout:").is_some_and(|r| !r.is_empty());
-                if !ok {
-                    let msg = format!("base `{v}`: expected `scratch`, `oci://HOST/REPO:TAG` or `oci-layout:DIR:TAG`");
+                let why = match crate::mirror::location::Location::image(v) {
+                    Ok(crate::mirror::location::Location::DockerArchive { .. }) => {
+                        Some("a docker archive cannot be a base".to_string())
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                if let Some(why) = why {
+                    let msg = format!(
+                        "base `{}`: expected `scratch`, `oci://HOST/REPO:TAG`, `docker://NAME:TAG` or `oci-layout:DIR:TAG` ({why})",
+                        crate::net::redact::url(v)
+                    );
                     return Err(invalid(ErrorKind::Invalid, pos(&b), msg));
                 }
                 b.value

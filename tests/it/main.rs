@@ -7,6 +7,7 @@ mod status_support;
 
 mod ci_generate;
 mod cli;
+mod cred_helpers;
 mod credentials;
 mod gitlab_e2e;
 mod hostile_mirror;
@@ -17,6 +18,7 @@ mod mirror_files;
 mod oci_registry;
 mod plan_snapshot;
 mod registry_e2e;
+mod registry_names;
 mod run;
 mod s3_e2e;
 mod s3_store;
