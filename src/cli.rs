@@ -32,6 +32,14 @@ pub struct Cli {
     #[arg(hide_env_values = true)]
     pub mirror: Option<String>,
 
+    /// Target platform, OS/ARCH[/VARIANT] (linux/amd64, linux/arm64): what packages are built
+    /// for (part of their hashes) and which manifest of a multi-platform base is used;
+    /// default: `platform:` in the stack, else this machine's. `image` takes a
+    /// comma-separated list and writes one multi-platform image index.
+    #[arg(long, global = true, value_name = "PLATFORM", env = crate::env_vars::STACKCI_PLATFORM)]
+    #[arg(hide_env_values = true)]
+    pub platform: Option<String>,
+
     /// Extra CA certificate (PEM) for TLS connections to the mirror.
     #[arg(long, global = true, value_name = "FILE", env = crate::env_vars::SSL_CERT_FILE)]
     #[arg(hide_env_values = true)]

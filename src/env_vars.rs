@@ -22,6 +22,8 @@ pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
 /// Registry password or token, with [`STACKCI_REGISTRY_USERNAME`].
 pub const STACKCI_REGISTRY_PASSWORD: &str = "STACKCI_REGISTRY_PASSWORD";
 
+/// The target platform(s) when `--platform` is not given (`linux/arm64`).
+pub const STACKCI_PLATFORM: &str = "STACKCI_PLATFORM";
 /// Seconds a docker credential helper may take to answer (default 30).
 pub const STACKCI_CREDENTIAL_HELPER_TIMEOUT: &str = "STACKCI_CREDENTIAL_HELPER_TIMEOUT";
 

@@ -40,14 +40,29 @@ pub struct Context {
     pub json: bool,
     /// Most bytes one layer may expand to (`--max-layer-size`).
     pub max_layer_size: u64,
+    /// The platforms `--platform` named (empty: not given; the stack's platform applies).
+    pub platforms: Vec<crate::platform::Platform>,
 }
 
 impl Context {
     /// Loads the stack; the mirror is resolved but not opened.
     fn load(cli: &Cli) -> Result<Context> {
-        let stack = load_stack(cli)?;
+        let platforms = match cli.platform.as_deref() {
+            Some(list) => crate::platform::from_flag(Some(list))?,
+            None => Vec::new(),
+        };
+        if platforms.len() > 1 && !matches!(cli.command, Command::Image(_)) {
+            anyhow::bail!(
+                "--platform names {} platforms; only `image` assembles several (build each on its own: --platform {})",
+                platforms.len(),
+                platforms[0]
+            );
+        }
+        let path = stack::discover(cli.stack.as_deref())?;
+        let stack = stack::load_for(&path, platforms.first())?;
         let mirror = Arc::new(mirror_for(cli, Some(&stack)));
         Ok(Context {
+            platforms,
             stack,
             mirror,
             mirror_options: mirror_options(cli),
@@ -98,12 +113,6 @@ pub fn source_date_epoch() -> Result<u64> {
 /// The number of CPUs.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// The stack file, discovered and loaded.
-fn load_stack(cli: &Cli) -> Result<Stack> {
-    let path = stack::discover(cli.stack.as_deref())?;
-    Ok(stack::load(&path)?)
 }
 
 /// Options for opening mirrors, from the global flags.
