@@ -135,8 +135,8 @@ pub fn read_image(mirror: &dyn Mirror, tag: &str, platform: &Platform) -> Result
     if as_index(&bytes).is_some() {
         bail!("{what} nests image indexes more than three deep");
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .with_context(|| format!("manifest of {what} is not an OCI image manifest"))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("manifest of {what} is not an OCI image manifest"))?;
     let config = read_config(mirror, tag, &manifest)?;
     // The variant is not compared: configs often omit it.
     if let Ok(built_for) = Platform::parse(&format!("{}/{}", config.os, config.architecture))

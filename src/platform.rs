@@ -193,7 +193,10 @@ mod tests {
     #[test]
     fn parses_names_and_aliases() {
         let p = Platform::parse("linux/arm64").unwrap();
-        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", None));
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", None)
+        );
         assert_eq!(Platform::parse("linux/aarch64").unwrap(), p);
         assert_eq!(Platform::parse("linux/arm64/v8").unwrap(), p);
         assert_eq!(Platform::parse("arm64").unwrap(), p);
@@ -228,7 +231,10 @@ mod tests {
         ];
         let arm64 = Platform::parse("linux/arm64").unwrap();
         assert_eq!(select(&list, &arm64, "x").unwrap(), &list[2]);
-        assert_eq!(select(&list, &Platform::parse("linux/arm").unwrap(), "x").unwrap(), &list[1]);
+        assert_eq!(
+            select(&list, &Platform::parse("linux/arm").unwrap(), "x").unwrap(),
+            &list[1]
+        );
         let err = select(&list, &Platform::parse("linux/s390x").unwrap(), "base `b`")
             .unwrap_err()
             .to_string();

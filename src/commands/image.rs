@@ -35,7 +35,10 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
         };
         let image = assemble_for(ctx, stack, args, platform).with_context(|| {
             if platforms.len() > 1 {
-                format!("image `{}` for {platform} (build its packages with `stackci --platform {platform} run`)", args.name)
+                format!(
+                    "image `{}` for {platform} (build its packages with `stackci --platform {platform} run`)",
+                    args.name
+                )
             } else {
                 format!("image `{}`", args.name)
             }

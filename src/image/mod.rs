@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::layer::Layer;
 use crate::mirror::Mirror;
-use crate::platform::Platform;
 use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, read_package, rfc3339};
+use crate::platform::Platform;
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
 

@@ -68,7 +68,12 @@ pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, jobs: usiz
 /// Writes one image per platform and, under `tag`, an OCI image index over them to `to`
 /// (a registry or a layout; a docker archive holds one platform only). Every platform's
 /// manifest is stored before the index that names it; only the index is tagged.
-pub fn write_index(images: &[(Platform, Image)], to: &Location, default_tag: &str, opts: &MirrorOptions) -> Result<Written> {
+pub fn write_index(
+    images: &[(Platform, Image)],
+    to: &Location,
+    default_tag: &str,
+    opts: &MirrorOptions,
+) -> Result<Written> {
     if matches!(to, Location::DockerArchive { .. } | Location::Scratch) {
         bail!("a multi-platform image needs a registry or an OCI layout, not {to}");
     }
@@ -103,7 +108,11 @@ pub fn write_index(images: &[(Platform, Image)], to: &Location, default_tag: &st
         manifests,
         extra: Default::default(),
     };
-    total.digest = target.put_manifest(to.tag().unwrap_or(default_tag), INDEX_MEDIA_TYPE, &spec::to_bytes(&index))?;
+    total.digest = target.put_manifest(
+        to.tag().unwrap_or(default_tag),
+        INDEX_MEDIA_TYPE,
+        &spec::to_bytes(&index),
+    )?;
     Ok(total)
 }
 

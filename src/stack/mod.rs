@@ -55,7 +55,8 @@ pub fn load(path: &Path) -> Result<Stack, StackError> {
 pub fn load_for(path: &Path, platform: Option<&crate::platform::Platform>) -> Result<Stack, StackError> {
     let mut stack = match path.extension().and_then(|e| e.to_str()) {
         Some("yaml" | "yml") => {
-            let text = std::fs::read_to_string(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
             yaml::parse_for(path, &text, platform)?
         }
         _ => load(path)?,

@@ -81,6 +81,7 @@ fn empty_stack(name: &str) -> Stack {
         dir: PathBuf::from("/project"),
         kind: StackKind::Yaml,
         store: PathBuf::from("/opt/stackci"),
+        platform: stackci::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
         packages: Vec::new(),

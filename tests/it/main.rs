@@ -15,6 +15,7 @@ mod image;
 mod index;
 mod layers;
 mod mirror_files;
+mod multi_platform;
 mod oci_registry;
 mod plan_snapshot;
 mod registry_e2e;
