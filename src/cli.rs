@@ -107,6 +107,75 @@ pub enum Command {
     /// Write the CI pipeline for the stack (GitLab child pipeline or GitHub workflow).
     #[command(subcommand)]
     Generate(Generate),
+    /// Start a pipeline in another CI system (from a GitHub job: a GitLab pipeline).
+    #[command(subcommand)]
+    Trigger(Trigger),
+}
+
+/// The CI systems `trigger` starts pipelines in.
+#[derive(Debug, Subcommand)]
+pub enum Trigger {
+    /// Start a GitLab pipeline with a pipeline trigger token, passing the GitHub repository
+    /// and commit as variables, and with --wait follow it to its end.
+    ///
+    /// The pipeline gets STACKCI_GITHUB_REPOSITORY, STACKCI_GITHUB_SHA (the pull request's
+    /// head commit) and STACKCI_GITHUB_RUN_URL, so its jobs report to the right commit with
+    /// `stackci run --github-repo "$STACKCI_GITHUB_REPOSITORY"`. On GitHub Actions a
+    /// `pending` commit status linking the pipeline is posted first (GITHUB_TOKEN), and with
+    /// --wait the final one. Tokens are never printed.
+    #[command(after_help = "\
+Examples:
+  # in a GitHub workflow step, with the token in a repository secret
+  STACKCI_GITLAB_TRIGGER_TOKEN=${{ secrets.GITLAB_TRIGGER_TOKEN }} \\
+    stackci trigger gitlab --gitlab-url https://gitlab.example --project group/stack --ref main --wait
+  stackci trigger gitlab --project 4242 --ref main --var STACKCI_FORCE=1")]
+    Gitlab(TriggerGitlabArgs),
+}
+
+/// Arguments of `trigger gitlab`.
+#[derive(Debug, Args)]
+pub struct TriggerGitlabArgs {
+    /// The GitLab project: its numeric id or its path (group/project).
+    #[arg(long, value_name = "ID|PATH")]
+    pub project: String,
+
+    /// Branch or tag of the GitLab project to run the pipeline on.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: String,
+
+    /// Wait for the pipeline to finish; exit 0 when it succeeded, 1 otherwise.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// The GitLab instance (https://gitlab.example) or its API base (.../api/v4);
+    /// default: $CI_API_V4_URL, else https://gitlab.com.
+    #[arg(long, value_name = "URL", env = crate::env_vars::STACKCI_GITLAB_URL)]
+    #[arg(hide_env_values = true)]
+    pub gitlab_url: Option<String>,
+
+    /// Read the pipeline trigger token from this variable (default: STACKCI_GITLAB_TRIGGER_TOKEN).
+    #[arg(long, value_name = "NAME")]
+    pub token_env: Option<String>,
+
+    /// Another pipeline variable, KEY=VALUE (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Name of the commit statuses (default: `stackci/<stack>`, else `stackci/<repo>`).
+    #[arg(long, value_name = "C")]
+    pub context: Option<String>,
+
+    /// Post no commit status on GitHub.
+    #[arg(long)]
+    pub no_status: bool,
+
+    /// Seconds between two looks at the pipeline with --wait.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub interval: f64,
+
+    /// Give up waiting after this long (e.g. 90m, 6h); the pipeline goes on.
+    #[arg(long, value_name = "DURATION", default_value = "6h")]
+    pub timeout: String,
 }
 
 /// Arguments of `plan`.

@@ -99,6 +99,17 @@ pub const CI_JOB_URL: &str = "CI_JOB_URL";
 /// or group access token with the `api` scope whose user has at least the Developer role.
 /// `CI_JOB_TOKEN` cannot post commit statuses, so it is never used.
 pub const STACKCI_GITLAB_TOKEN: &str = "STACKCI_GITLAB_TOKEN";
+/// The pipeline trigger token `stackci trigger gitlab` starts pipelines with.
+pub const STACKCI_GITLAB_TRIGGER_TOKEN: &str = "STACKCI_GITLAB_TRIGGER_TOKEN";
+/// The GitLab instance (or its API base) `stackci trigger gitlab` talks to (`--gitlab-url`).
+pub const STACKCI_GITLAB_URL: &str = "STACKCI_GITLAB_URL";
+/// Set by `stackci trigger gitlab` in the pipeline it starts: the GitHub `OWNER/REPO`.
+pub const STACKCI_GITHUB_REPOSITORY: &str = "STACKCI_GITHUB_REPOSITORY";
+/// Set by `stackci trigger gitlab`: the GitHub commit to report on (a pull request's head);
+/// with `--github-repo` in GitLab CI, statuses go to this commit instead of `CI_COMMIT_SHA`.
+pub const STACKCI_GITHUB_SHA: &str = "STACKCI_GITHUB_SHA";
+/// Set by `stackci trigger gitlab`: the GitHub workflow run that started the pipeline.
+pub const STACKCI_GITHUB_RUN_URL: &str = "STACKCI_GITHUB_RUN_URL";
 /// Fallback GitLab token, same requirements as [`STACKCI_GITLAB_TOKEN`].
 pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 

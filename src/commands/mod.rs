@@ -23,6 +23,7 @@ mod install;
 mod plan;
 mod run;
 mod status;
+mod trigger;
 
 /// What the commands that work on a stack get: the loaded stack and its mirror, which is
 /// opened on first use (so a command that never touches it works whatever `--mirror` says).
@@ -143,6 +144,7 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Status(args) => return status::run(&cli, args),
+        Command::Trigger(crate::cli::Trigger::Gitlab(args)) => return trigger::gitlab(&cli, args),
         Command::Index if cli.mirror.is_some() => return index::run(&mirror_for(&cli, None), cli.json),
         _ => {}
     }
@@ -156,6 +158,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(args) => image::run(&ctx, args),
         Command::Status(args) => status::run(&cli, args),
         Command::Generate(which) => generate::run(&ctx, which),
+        Command::Trigger(crate::cli::Trigger::Gitlab(args)) => trigger::gitlab(&cli, args),
     }
 }
 

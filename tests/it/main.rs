@@ -26,3 +26,4 @@ mod s3_store;
 mod stack;
 mod status;
 mod status_run;
+mod trigger;
