@@ -40,9 +40,11 @@ pub struct Cli {
     #[arg(hide_env_values = true)]
     pub platform: Option<String>,
 
-    /// Extra CA certificate (PEM) for TLS connections to the mirror.
-    #[arg(long, global = true, value_name = "FILE", env = crate::env_vars::SSL_CERT_FILE)]
-    #[arg(hide_env_values = true)]
+    /// Extra CA certificate (PEM) for TLS connections to the mirror and registries; the
+    /// file in $SSL_CERT_FILE, when set, is trusted too.
+    // Not `env = SSL_CERT_FILE`: clap would then count the flag as given and show
+    // `--ca-cert <FILE>` in every usage error; the transport reads the variable itself.
+    #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
     /// S3-compatible endpoint URL for s3:// mirrors (MinIO, R2, Ceph...).
@@ -94,9 +96,18 @@ pub enum Command {
     Index,
     /// Assemble an image of the stack's `images:` section from the mirror's layers.
     ///
-    /// REF is oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or
-    /// docker-archive:FILE[:NAME[:TAG]]. Blobs the target already has are neither read nor
-    /// uploaded; the same inputs give the same image digest (set SOURCE_DATE_EPOCH).
+    /// REF is oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, docker://NAME:TAG,
+    /// oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]. Blobs the target already has
+    /// are neither read nor uploaded; the same inputs give the same image digest (set
+    /// SOURCE_DATE_EPOCH). With --platform A,B, one image per platform (each from that
+    /// platform's packages) under one OCI image index.
+    #[command(after_help = "\
+Examples:
+  stackci image demo --to oci-layout:out:demo
+  stackci image demo --to oci://ghcr.io/me/demo:1.0
+  stackci image demo --to docker://me/demo:1.0            # Docker Hub (registry-1.docker.io)
+  stackci image demo --to docker-archive:demo.tar:demo:1.0 && podman load -i demo.tar
+  stackci --platform linux/amd64,linux/arm64 image demo --to oci://ghcr.io/me/demo:1.0")]
     Image(ImageArgs),
     /// Post a commit status to GitHub or GitLab (detected from the CI environment).
     ///
@@ -189,8 +200,9 @@ pub struct PlanArgs {
     #[arg(long, requires = "github_output")]
     pub force: bool,
 
-    /// With --github-output: only these packages (and what they need); default: all.
-    #[arg(value_name = "PKG", requires = "github_output")]
+    /// Only these packages and what they need (what `run PKG...` would build); with
+    /// --github-output, what the workflow builds. Default: the whole stack.
+    #[arg(value_name = "PKG")]
     pub packages: Vec<String>,
 }
 
@@ -218,6 +230,11 @@ pub struct GenerateGitlabArgs {
     /// Image of the build jobs when the stack sets no ci.gitlab.image.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
+
+    /// Accept the default mirror (a directory beside the stack) in CI: only when that
+    /// directory is on storage every runner mounts.
+    #[arg(long)]
+    pub allow_local_mirror: bool,
 }
 
 /// Arguments of `generate github`.

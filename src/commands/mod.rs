@@ -43,6 +43,9 @@ pub struct Context {
     pub max_layer_size: u64,
     /// The platforms `--platform` named (empty: not given; the stack's platform applies).
     pub platforms: Vec<crate::platform::Platform>,
+    /// Whether the mirror is the default `file://<stack dir>/.stackci/mirror` (no
+    /// `--mirror`, `$STACKCI_MIRROR` or `mirror:`): fine on one machine, not shared by CI jobs.
+    pub mirror_is_default: bool,
 }
 
 impl Context {
@@ -64,6 +67,7 @@ impl Context {
         let mirror = Arc::new(mirror_for(cli, Some(&stack)));
         Ok(Context {
             platforms,
+            mirror_is_default: cli.mirror.is_none() && stack.mirror.is_none(),
             stack,
             mirror,
             mirror_options: mirror_options(cli),

@@ -15,7 +15,7 @@ use crate::plan::{Plan, Status};
 /// Computes the plan from one mirror listing and prints it (a table, or JSON with `--json`);
 /// with `--github-output`, appends what the generated workflow must build to `$GITHUB_OUTPUT`.
 pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
-    let plan = compute(ctx)?;
+    let mut plan = compute(ctx)?;
     if args.github_output {
         let select = Selection {
             force: args.force,
@@ -28,6 +28,11 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
         for (k, v) in &entries {
             eprintln!("{k}={v}");
         }
+    } else if !args.packages.is_empty() {
+        // `plan PKG...`: those packages and everything `run PKG...` would need.
+        let targets = ctx.packages(&args.packages)?;
+        let involved = crate::builder::schedule::involved(&ctx.stack, &targets);
+        plan.packages.retain(|e| involved.contains(&e.index));
     }
     let mut out = std::io::stdout().lock();
     if ctx.json {

@@ -9,6 +9,7 @@ mod ci_generate;
 mod cli;
 mod cred_helpers;
 mod credentials;
+mod first_hour;
 mod gitlab_e2e;
 mod hostile_mirror;
 mod image;
