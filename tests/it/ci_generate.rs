@@ -74,6 +74,15 @@ fn package(name: &str, deps: Vec<Dep>) -> Package {
     }
 }
 
+/// Default GitHub settings with an action named (a test build has no source repository to
+/// derive it from).
+fn gh_settings() -> GithubSettings {
+    GithubSettings {
+        action: "stackci/stackci@v1".into(),
+        ..GithubSettings::default()
+    }
+}
+
 fn empty_stack(name: &str) -> Stack {
     Stack {
         name: name.into(),
@@ -199,7 +208,7 @@ fn github_workflows_pass_the_schema_and_actionlint() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     let s = small();
-    let mut settings = CiSettings::default().github;
+    let mut settings = gh_settings();
     files.push((
         "small.yml".to_string(),
         github_workflow(&s, &GithubOptions::new("stack.yaml", settings.clone())).unwrap(),
@@ -217,7 +226,7 @@ fn github_workflows_pass_the_schema_and_actionlint() {
     let big = synthetic(2000);
     let st = GithubSettings {
         max_matrix: 100,
-        ..Default::default()
+        ..gh_settings()
     };
     let wf = github_workflow(&big, &GithubOptions::new("stack.yaml", st)).unwrap();
     assert!(wf.contains("strategy:") && wf.contains("_2) }}"), "matrix chunks");
@@ -514,7 +523,7 @@ fn spack_fixtures_generate_valid_pipelines_and_workflows() {
         }
         assert_eq!(total, specs - externals, "{name}: one job per non-external spec");
         gitlab_files.extend(write_all(&dir.path().join(name), &files));
-        let wf = github_workflow(&stack, &GithubOptions::new(&rel, GithubSettings::default())).unwrap();
+        let wf = github_workflow(&stack, &GithubOptions::new(&rel, gh_settings())).unwrap();
         assert_eq!(
             wf.contains("strategy:"),
             specs - externals > 200,
@@ -547,7 +556,7 @@ fn example_stack_snapshots() {
     }
     let gitlab = gitlab.replace(&plan.mirror, "file:///srv/mirror");
     insta::assert_snapshot!("example_gitlab", gitlab);
-    let opts = GithubOptions::new("examples/demo/stack.yaml", GithubSettings::default());
+    let opts = GithubOptions::new("examples/demo/stack.yaml", gh_settings());
     insta::assert_snapshot!("example_github", github_workflow(&stack, &opts).unwrap());
 }
 
