@@ -55,7 +55,11 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
     let vars = crate::ci::env::Vars::from_process();
     if let Some(path) = vars.get(env_vars::GITHUB_OUTPUT).filter(|p| !p.is_empty()) {
         let key = format!("image-digest-{}", args.name);
-        crate::ci::output::append_github_output(std::path::Path::new(path), &[(key, written.digest.to_string())])?;
+        let digest = written.digest.to_string();
+        crate::ci::output::append_github_output(
+            std::path::Path::new(path),
+            &[(key, digest.clone()), ("image-digest".into(), digest)],
+        )?;
     }
     if ctx.json {
         let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();

@@ -34,6 +34,18 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
         let involved = crate::builder::schedule::involved(&ctx.stack, &targets);
         plan.packages.retain(|e| involved.contains(&e.index));
     }
+    // In a GitHub step (the action's `plan-build`, `plan-cached` and `plan-external` outputs).
+    if let Some(path) = crate::env_vars::var(GITHUB_OUTPUT) {
+        let count = |s| plan.packages.iter().filter(|e| e.status == s).count().to_string();
+        append_github_output(
+            std::path::Path::new(&path),
+            &[
+                ("plan-build".into(), count(Status::Build)),
+                ("plan-cached".into(), count(Status::Cached)),
+                ("plan-external".into(), count(Status::External)),
+            ],
+        )?;
+    }
     let mut out = std::io::stdout().lock();
     if ctx.json {
         serde_json::to_writer_pretty(&mut out, &plan)?;

@@ -444,7 +444,16 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
     let names: BTreeSet<&str> = inputs.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "version"])
+        BTreeSet::from([
+            "image",
+            "image_tags",
+            "mirror",
+            "repository",
+            "runner_tags",
+            "stack",
+            "stage",
+            "version"
+        ])
     );
     let values = BTreeMap::from([
         ("stack", "envs/stack.yaml"),
@@ -452,6 +461,8 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
         ("image", "registry.example.com/stackci:0.1"),
         ("runner_tags", "[linux, big]"),
         ("version", "0.1.0"),
+        ("repository", "acme/stackci"),
+        ("image_tags", r"/^stack-\d+[.]\d+$/"),
         ("stage", "build"),
     ]);
     let mut filled = body.to_string();

@@ -5,6 +5,7 @@
 mod common;
 mod status_support;
 
+mod ci_entry_points;
 mod ci_generate;
 mod cli;
 mod cred_helpers;
