@@ -203,9 +203,11 @@ impl Files {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 -m http.server");
+        // Owned from here: dropping it kills and waits for the server, on every path.
+        let files = Files(child, port);
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Files(child, port);
+                return files;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

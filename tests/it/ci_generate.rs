@@ -10,7 +10,7 @@ use stackci::digest::Digest;
 use stackci::generate::github::{GithubOptions, github_workflow};
 use stackci::generate::gitlab::{GitlabOptions, gitlab_pipeline};
 use stackci::plan::Plan;
-use stackci::stack::settings::{CiSettings, GithubSettings, GitlabSettings};
+use stackci::stack::settings::{GithubSettings, GitlabSettings};
 use stackci::stack::{Dep, DepKind, ImageSpec, Package, Recipe, Stack, StackKind};
 
 fn root() -> PathBuf {

@@ -5,8 +5,10 @@ use crate::generate::testutil::{parse, plan, small, synthetic};
 use crate::stack::{Dep, Recipe};
 
 fn opts() -> GithubOptions {
-    let mut settings = GithubSettings::default();
-    settings.action = "stackci/stackci@v1".into();
+    let settings = GithubSettings {
+        action: "stackci/stackci@v1".into(),
+        ..Default::default()
+    };
     GithubOptions::new("stack.yaml", settings)
 }
 
