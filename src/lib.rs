@@ -22,6 +22,7 @@ pub mod newfile;
 pub mod package;
 pub mod parallel;
 pub mod plan;
+pub mod platform;
 pub mod report;
 pub mod spec;
 pub mod stack;

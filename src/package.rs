@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use crate::digest::{Digest, VerifyingReader};
 use crate::layer::Layer;
 use crate::mirror::{BlobSource, Mirror};
+use crate::platform::Platform;
 use crate::spec::{
     self, CONFIG_MEDIA_TYPE, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs, RuntimeConfig,
     TAG_ANNOTATION, put_document,
@@ -117,23 +118,52 @@ fn check_manifest(m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Reads the manifest and config of image `tag` without the package-format checks (a base
-/// image may come from any tool); `None` when the tag does not exist.
-pub fn read_image(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
-    let Some(manifest) = read_manifest(mirror, tag)? else {
+/// Reads the manifest and config of image `tag` for `platform` without the package-format
+/// checks (a base image may come from any tool); `None` when the tag does not exist. When
+/// the tag names an OCI image index or a Docker manifest list, the manifest for `platform`
+/// is chosen from it ([`crate::platform::select`]); an image built for another platform is
+/// an error.
+pub fn read_image(mirror: &dyn Mirror, tag: &str, platform: &Platform) -> Result<Option<PackageImage>> {
+    let Some(mut bytes) = mirror.get_manifest(tag)? else {
         return Ok(None);
     };
-    Ok(Some(PackageImage {
-        config: read_config(mirror, tag, &manifest)?,
-        manifest,
-    }))
+    let what = format!("`{tag}` in {}", mirror.location());
+    // An index may name indexes in turn; two levels is all that real images use.
+    for _ in 0..3 {
+        let Some(index) = as_index(&bytes) else { break };
+        let index = index.with_context(|| format!("{what} is not a valid image index"))?;
+        let entry = crate::platform::select(&index.manifests, platform, &what)?;
+        let digest = entry.digest.clone();
+        bytes = mirror
+            .get_manifest(&digest.to_string())?
+            .with_context(|| format!("{what} names manifest {digest} for {platform}, which is missing"))?;
+        if Digest::of(&bytes) != digest {
+            bail!("manifest {digest} (for {platform} in {what}) does not match its digest");
+        }
+    }
+    if as_index(&bytes).is_some() {
+        bail!("{what} nests image indexes more than three deep");
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("manifest of {what} is not an OCI image manifest"))?;
+    let config = read_config(mirror, tag, &manifest)?;
+    // The variant is not compared: configs often omit it.
+    if let Ok(built_for) = Platform::parse(&format!("{}/{}", config.os, config.architecture))
+        && (built_for.os != platform.os || built_for.architecture != platform.architecture)
+    {
+        bail!("{what} is an image for {built_for}, not {platform}: use a multi-platform base or one for {platform}");
+    }
+    Ok(Some(PackageImage { config, manifest }))
 }
 
-fn read_manifest(mirror: &dyn Mirror, tag: &str) -> Result<Option<Manifest>> {
-    match mirror.get_manifest(tag)? {
-        Some(bytes) => parse_manifest(mirror, tag, &bytes).map(Some),
-        None => Ok(None),
-    }
+/// The document as an image index (OCI index or Docker manifest list) when it is one.
+fn as_index(bytes: &[u8]) -> Option<Result<spec::Index>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let media_type = value.get("mediaType").and_then(|m| m.as_str()).unwrap_or_default();
+    let is_index = value.get("manifests").is_some()
+        || media_type == spec::INDEX_MEDIA_TYPE
+        || media_type == spec::DOCKER_MANIFEST_LIST_MEDIA_TYPE;
+    is_index.then(|| serde_json::from_value(value).map_err(anyhow::Error::from))
 }
 
 fn parse_manifest(mirror: &dyn Mirror, tag: &str, bytes: &[u8]) -> Result<Manifest> {
@@ -247,8 +277,8 @@ pub fn push_package(
     labels.insert(format!("{LABEL_PREFIX}deps"), deps.join(","));
     let config = ImageConfig {
         created: Some(rfc3339(source_date_epoch)),
-        architecture: spec::host_architecture().into(),
-        os: "linux".into(),
+        architecture: stack.platform.architecture.clone(),
+        os: stack.platform.os.clone(),
         config: RuntimeConfig {
             env: vec![format!("PATH={}", path_env(&prefixes))],
             labels,
@@ -258,7 +288,12 @@ pub fn push_package(
             kind: "layers".into(),
             diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
         },
-        extra: Default::default(),
+        extra: stack
+            .platform
+            .variant
+            .iter()
+            .map(|v| ("variant".to_string(), v.clone().into()))
+            .collect(),
     };
     let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config)?;
     let manifest = Manifest {

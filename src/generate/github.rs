@@ -429,6 +429,20 @@ fn prelude(s: &GithubSettings) -> Vec<Step<'_>> {
     steps
 }
 
+/// Makes the store writable for the job's user: `/opt/stackci` (the default) is root's on
+/// GitHub's hosted runners, whose user may `sudo`. The store stays where the stack says,
+/// since it is part of every hash: a runner-specific path would never hit the cache that
+/// other machines filled.
+fn store_step(stack: &Stack) -> OurStep {
+    let store = shell_quote(&stack.store.display().to_string());
+    run(
+        "Make the store writable",
+        format!(
+            "if [ ! -w {store} ]; then sudo install -d -o \"$(id -u)\" -g \"$(id -g)\" {store} || install -d {store}; fi"
+        ),
+    )
+}
+
 fn run(name: impl Into<String>, script: impl Into<String>) -> OurStep {
     let script = script.into();
     let run = if script.trim_end().contains('\n') {
@@ -475,6 +489,12 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
             "ci.github.setup_steps: each step must be a mapping, found {step}"
         );
     }
+    ensure!(
+        !s.action.trim().is_empty(),
+        "ci.github.action is not set, and this stackci build does not know the repository of its \
+         GitHub action: set `ci: {{ github: {{ action: OWNER/stackci@v1 }} }}` in the stack \
+         (`./` in a checkout of stackci itself)"
+    );
     let layout = Layout::new(stack, s)?;
     let job = |name, needs, condition, steps| job(s, name, needs, condition, steps);
     let mut jobs: Vec<(String, Job)> = Vec::new();
@@ -531,6 +551,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                     expr_str(key)
                 );
                 let mut steps = prelude(s);
+                steps.push(Step::Ours(store_step(stack)));
                 steps.push(Step::Ours(run(
                     format!("Build {} {}", p.name, p.version),
                     format!("stackci build {} {}", shell_quote(key), force_flag(&expr_str(key))),
@@ -547,6 +568,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                 needs.extend(c.needs.iter().map(|&k| chunks[k].id.clone()));
                 let cond = format!("${{{{ {ok} && needs.plan.outputs.{} != '[]' }}}}", c.output);
                 let mut steps = prelude(s);
+                steps.push(Step::Ours(store_step(stack)));
                 let mut build = run(
                     "Build ${{ matrix.package }}",
                     format!("stackci build \"$PACKAGE\" {}", force_flag("matrix.package")),

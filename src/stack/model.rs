@@ -33,6 +33,9 @@ pub struct Stack {
     pub kind: StackKind,
     /// Absolute install root; every prefix is `<store>/<name>-<version>-<hash>`.
     pub store: PathBuf,
+    /// The platform the packages are built for (part of every hash; `platform:`,
+    /// `--platform`, default the host's).
+    pub platform: crate::platform::Platform,
     /// Environment for every recipe.
     pub env: BTreeMap<String, String>,
     /// The `mirror:` URL from the stack file, if any.

@@ -121,7 +121,8 @@ pub struct GithubSettings {
     pub setup_steps: Vec<serde_json::Value>,
     /// `container:` of every job (an image name or a mapping). Default: none.
     pub container: Option<serde_json::Value>,
-    /// The stackci action that installs the binary (`uses:`). Default: [`DEFAULT_ACTION`].
+    /// The stackci action that installs the binary (`uses:`), e.g. `OWNER/stackci@v1`, or
+    /// `./` in the stackci repository itself. Default: [`default_action`].
     pub action: String,
     /// stackci version the action installs. Default: `latest`.
     pub version: String,
@@ -137,8 +138,16 @@ pub struct GithubSettings {
     pub image_to: String,
 }
 
-/// Default of [`GithubSettings::action`].
-pub const DEFAULT_ACTION: &str = "stackci/stackci@v1";
+/// Default of [`GithubSettings::action`]: `OWNER/NAME@vMAJOR` of the repository this
+/// stackci was built from, when the build was told (`STACKCI_SOURCE_REPOSITORY` at compile
+/// time: the release workflow and the action's `cargo install` fallback set it); else empty,
+/// and `generate github` asks for `ci.github.action`. Never a guessed placeholder.
+pub fn default_action() -> String {
+    match option_env!("STACKCI_SOURCE_REPOSITORY").filter(|r| r.contains('/')) {
+        Some(repo) => format!("{repo}@v{}", env!("CARGO_PKG_VERSION_MAJOR")),
+        None => String::new(),
+    }
+}
 
 /// Default of [`GithubSettings::image_to`]: GitHub's container registry under the
 /// repository (lowercased, as OCI requires), tagged with the Git tag.
@@ -156,7 +165,7 @@ impl Default for GithubSettings {
             env: BTreeMap::new(),
             setup_steps: Vec::new(),
             container: None,
-            action: DEFAULT_ACTION.to_string(),
+            action: default_action(),
             version: "latest".to_string(),
             max_package_jobs: 200,
             max_matrix: 256,
@@ -247,7 +256,7 @@ ci:
         assert_eq!(ci.github.timeout_minutes, 120);
         assert_eq!(ci.github.setup_steps[0]["with"]["python-version"], "3.12");
         assert_eq!(ci.github.container.as_ref().unwrap()["image"], "debian:12");
-        assert_eq!(ci.github.action, DEFAULT_ACTION);
+        assert_eq!(ci.github.action, default_action());
         let one: Doc = serde_saphyr::from_str("ci: { github: { runs_on: ubuntu-24.04 } }").unwrap();
         assert_eq!(one.ci.github.runs_on, RunsOn::Label("ubuntu-24.04".into()));
         let empty: Doc = serde_saphyr::from_str("ci: {}").unwrap();

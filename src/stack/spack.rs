@@ -289,6 +289,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         dir,
         kind: StackKind::SpackLock,
         store: PathBuf::from(DEFAULT_STORE),
+        platform: crate::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
         packages,

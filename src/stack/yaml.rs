@@ -16,10 +16,11 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Options, Spanned, UserMessageFormatter};
 
 use super::error::{ErrorKind, Position, StackError, suggest};
-use super::hash::{HashInput, package_hash, platform};
+use super::hash::{HashInput, package_hash};
 use super::tree::tree_digest;
 use super::{Dep, DepKind, ImageSpec, Package, Recipe, Source, Stack, StackKind, dag, duration, prefix_var};
 use crate::digest::Digest;
+use crate::platform::Platform;
 
 /// The store root when `store:` is not given.
 pub const DEFAULT_STORE: &str = "/opt/stackci";
@@ -69,6 +70,11 @@ struct RawStack {
     #[serde(default)]
     env: Entries<String>,
     mirror: Option<Spanned<String>>,
+    /// `platform: linux/arm64`: what the packages are built for (default: the host's).
+    platform: Option<Spanned<String>>,
+    /// `platforms: { linux/arm64: { env: {...} } }`: settings for one target platform.
+    #[serde(default)]
+    platforms: Entries<RawPlatform>,
     timeout: Option<Spanned<RawDuration>>,
     packages: Option<Entries<RawPackage>>,
     #[serde(default)]
@@ -79,6 +85,15 @@ struct RawStack {
     ci: super::settings::CiSettings,
     #[serde(default)]
     trust: super::settings::TrustSettings,
+}
+
+/// One entry of `platforms:`: the environment a build for that platform adds (a cross
+/// toolchain: `CC: aarch64-linux-gnu-gcc`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    #[serde(default)]
+    env: Entries<String>,
 }
 
 /// One entry of `packages:`.
@@ -159,10 +174,18 @@ pub(crate) fn load(path: &Path) -> Result<Stack, StackError> {
 
 /// Validates the `stack.yaml` text read from `path` (which locates relative sources).
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
+    parse_for(path, text, None)
+}
+
+/// [`parse`] for the target platform `platform` (`--platform`), which wins over the file's
+/// `platform:`.
+pub(crate) fn parse_for(path: &Path, text: &str, platform: Option<&Platform>) -> Result<Stack, StackError> {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     let raw: RawStack = serde_saphyr::from_str_with_options(text, options).map_err(|e| syntax_error(path, text, &e))?;
-    Converter::new(path)?.convert(raw)
+    let mut converter = Converter::new(path)?;
+    converter.platform = platform.cloned();
+    converter.convert(raw)
 }
 
 /// The position of a YAML node.
@@ -319,6 +342,8 @@ struct Converter<'a> {
     file: &'a Path,
     /// Its directory, absolute.
     dir: PathBuf,
+    /// The target platform given on the command line, if any.
+    platform: Option<Platform>,
 }
 
 /// A package after the per-package checks, before ordering and hashing.
@@ -363,6 +388,7 @@ impl<'a> Converter<'a> {
         Ok(Converter {
             file,
             dir: normalize(&dir),
+            platform: None,
         })
     }
 
@@ -400,7 +426,15 @@ impl<'a> Converter<'a> {
                 normalize(p)
             }
         };
-        let env = self.env(&raw.env, None)?;
+        let mut env = self.env(&raw.env, None)?;
+        let platform = self.target_platform(raw.platform.as_ref())?;
+        for (key, settings) in &raw.platforms.0 {
+            let p = Platform::parse(&key.value)
+                .map_err(|e| self.err(ErrorKind::Invalid, pos(key), format!("`platforms:` key: {e:#}")))?;
+            if p == platform {
+                env.extend(self.env(&settings.env, None)?);
+            }
+        }
         let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
         let mirror = match raw.mirror {
             Some(m) if m.value.trim().is_empty() => {
@@ -453,7 +487,7 @@ impl<'a> Converter<'a> {
             new_index[old] = new;
         }
         let mut slots: Vec<Option<Checked>> = checked.into_iter().map(Some).collect();
-        let platform = platform();
+        let platform_name = platform.hash_name();
         let state_dir = self.dir.join(".stackci");
         let mut packages: Vec<Package> = Vec::with_capacity(order.len());
         // Where each package (new order) and each of its dependency entries is written.
@@ -497,7 +531,7 @@ impl<'a> Converter<'a> {
                 source: source.as_ref(),
                 env: &recipe_env,
                 store: &store,
-                platform: &platform,
+                platform: &platform_name,
                 deps: deps
                     .iter()
                     .map(|d| (packages[d.index].name.as_str(), d.kind, packages[d.index].hash.as_str()))
@@ -526,6 +560,7 @@ impl<'a> Converter<'a> {
             dir: self.dir.clone(),
             kind: StackKind::Yaml,
             store,
+            platform,
             env,
             mirror,
             packages,
@@ -536,6 +571,18 @@ impl<'a> Converter<'a> {
         };
         self.prefix_vars(&stack, &spots)?;
         Ok(stack)
+    }
+
+    /// The platform to build for: `--platform`, else `platform:`, else the host's.
+    fn target_platform(&self, written: Option<&Spanned<String>>) -> Result<Platform, StackError> {
+        if let Some(p) = &self.platform {
+            return Ok(p.clone());
+        }
+        match written {
+            None => Ok(Platform::host()),
+            Some(p) => Platform::parse(&p.value)
+                .map_err(|e| self.err(ErrorKind::Invalid, pos(p), format!("`platform:` {e:#}"))),
+        }
     }
 
     /// Fails when two packages of one build environment would set the same `<NAME>_PREFIX`
@@ -735,12 +782,20 @@ impl<'a> Converter<'a> {
         let base = match raw.base {
             None => "scratch".to_string(),
             Some(b) => {
+                // The one image-reference parser decides, so a base accepts what `--base` does.
                 let v = b.value.as_str();
-                let ok = v == "scratch"
-                    || v.strip_prefix("oci://").is_some_and(|r| !r.is_empty())
-                    || v.strip_prefix("oci-layout:").is_some_and(|r| !r.is_empty());
-                if !ok {
-                    let msg = format!("base `{v}`: expected `scratch`, `oci://HOST/REPO:TAG` or `oci-layout:DIR:TAG`");
+                let why = match crate::mirror::location::Location::image(v) {
+                    Ok(crate::mirror::location::Location::DockerArchive { .. }) => {
+                        Some("a docker archive cannot be a base".to_string())
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                if let Some(why) = why {
+                    let msg = format!(
+                        "base `{}`: expected `scratch`, `oci://HOST/REPO:TAG`, `docker://NAME:TAG` or `oci-layout:DIR:TAG` ({why})",
+                        crate::net::redact::url(v)
+                    );
                     return Err(invalid(ErrorKind::Invalid, pos(&b), msg));
                 }
                 b.value

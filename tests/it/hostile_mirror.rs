@@ -545,7 +545,7 @@ fn image_reads_each_package_layer_once_then_trusts_the_verified_cache() {
     let image = assemble(
         &stack,
         "both",
-        Image::scratch(),
+        Image::scratch(&stack.platform),
         counting.clone(),
         0,
         &stackci::trust::Trust::none(),

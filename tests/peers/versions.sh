@@ -29,6 +29,8 @@ PIN_DEB=(
   "umoci 0.4.7"
   "podman 4.3.1"
   "runc 1.1.5"
+  "gcc-aarch64-linux-gnu -" "libc6-dev-arm64-cross -"
+  "qemu-user-static -"
 )
 
 # pip_version DIST: the installed version of a PyPI distribution, empty when absent.

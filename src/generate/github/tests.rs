@@ -5,7 +5,40 @@ use crate::generate::testutil::{parse, plan, small, synthetic};
 use crate::stack::{Dep, Recipe};
 
 fn opts() -> GithubOptions {
-    GithubOptions::new("stack.yaml", GithubSettings::default())
+    let settings = GithubSettings {
+        action: "stackci/stackci@v1".into(),
+        ..Default::default()
+    };
+    GithubOptions::new("stack.yaml", settings)
+}
+
+#[test]
+fn no_placeholder_action_and_a_writable_store() {
+    let mut o = opts();
+    o.settings.action = String::new();
+    let err = github_workflow(&small(), &o).unwrap_err().to_string();
+    assert!(
+        err.contains("ci.github.action is not set") && err.contains("OWNER/stackci@v1"),
+        "{err}"
+    );
+    let wf = github_workflow(&small(), &opts()).unwrap();
+    assert!(!wf.contains("stackci/stackci@v1") || opts().settings.action == "stackci/stackci@v1");
+    let v = parse(&wf);
+    for (id, job) in v["jobs"].as_object().unwrap() {
+        let steps = job["steps"].as_array().unwrap();
+        let builds = steps
+            .iter()
+            .any(|s| s["run"].as_str().is_some_and(|r| r.starts_with("stackci build")));
+        let store = steps.iter().position(|s| s["name"] == "Make the store writable");
+        assert_eq!(builds, store.is_some(), "{id}");
+        if let Some(i) = store {
+            let script = steps[i]["run"].as_str().unwrap();
+            assert!(
+                script.contains("sudo install -d") && script.contains("/opt/stackci"),
+                "{script}"
+            );
+        }
+    }
 }
 
 fn outputs(entries: &[(String, String)]) -> BTreeMap<String, Value> {
