@@ -12,13 +12,15 @@ use clap::{Args, Parser, Subcommand};
 #[command(after_help = "\
 The stack is --stack, else $STACKCI_STACK, else ./stack.yaml, else ./spack.lock.
 The mirror is --mirror, else $STACKCI_MIRROR, else `mirror:` in the stack, else
-file://<stack dir>/.stackci/mirror.
+file://<stack dir>/.stackci/mirror. Upstreams (read-only, after the mirror) are --upstream,
+else $STACKCI_UPSTREAMS, else `upstreams:` in the stack.
 
 Examples:
   stackci plan                       what is cached and what must be built
   stackci run -j 4                   build everything missing, 4 packages at a time
   stackci install hello --root /tmp/root
-  stackci --mirror oci://ghcr.io/me/stack plan --json")]
+  stackci --mirror oci://ghcr.io/me/stack plan --json
+  stackci --mirror oci://ghcr.io/me/stack-pr-7 --upstream oci://ghcr.io/me/stack run")]
 pub struct Cli {
     // Every `env =` argument has `hide_env_values`: `--help` would otherwise print the
     // variable's value, and a mirror or endpoint URL may carry a secret.
@@ -31,6 +33,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL", env = crate::env_vars::STACKCI_MIRROR)]
     #[arg(hide_env_values = true)]
     pub mirror: Option<String>,
+
+    /// Read-only mirror consulted after --mirror (repeatable; $STACKCI_UPSTREAMS is
+    /// comma-separated; default: `upstreams:` in the stack). A package found in any of them
+    /// is cached; pushes go to --mirror only, each manifest with every blob it names.
+    #[arg(long = "upstream", global = true, value_name = "URL", env = crate::env_vars::STACKCI_UPSTREAMS)]
+    #[arg(value_delimiter = ',', hide_env_values = true)]
+    pub upstreams: Vec<String>,
 
     /// Extra CA certificate (PEM) for TLS connections to the mirror.
     #[arg(long, global = true, value_name = "FILE", env = crate::env_vars::SSL_CERT_FILE)]

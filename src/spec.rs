@@ -181,6 +181,58 @@ impl Index {
     }
 }
 
+/// What a manifest names, read from any OCI or Docker image manifest, index, manifest list
+/// or artifact manifest without modelling the rest: what copying, pruning or verifying it
+/// must follow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct References {
+    /// The document's media type: its `mediaType`, else an index when it lists `manifests`,
+    /// else an OCI image manifest.
+    pub media_type: String,
+    /// Blobs it needs: the config and layers (an artifact manifest's `blobs`). Foreign
+    /// layers (with `urls`, kept outside registries) are left out.
+    pub blobs: Vec<Descriptor>,
+    /// Manifests it lists (an index's or manifest list's children).
+    pub manifests: Vec<Descriptor>,
+    /// The manifest it refers to (`subject`: a signature's or an SBOM's image), if any.
+    pub subject: Option<Descriptor>,
+}
+
+/// Reads what a manifest document names; an error when it is not JSON of that shape.
+pub fn references(manifest: &[u8]) -> anyhow::Result<References> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AnyManifest {
+        media_type: Option<String>,
+        config: Option<Descriptor>,
+        #[serde(default)]
+        layers: Vec<Descriptor>,
+        #[serde(default)]
+        blobs: Vec<Descriptor>,
+        manifests: Option<Vec<Descriptor>>,
+        subject: Option<Descriptor>,
+    }
+    let doc: AnyManifest = serde_json::from_slice(manifest)?;
+    let media_type = match doc.media_type {
+        Some(t) => t,
+        None if doc.manifests.is_some() => INDEX_MEDIA_TYPE.to_string(),
+        None => MANIFEST_MEDIA_TYPE.to_string(),
+    };
+    let blobs = doc
+        .config
+        .into_iter()
+        .chain(doc.layers)
+        .chain(doc.blobs)
+        .filter(|d| !d.extra.contains_key("urls"))
+        .collect();
+    Ok(References {
+        media_type,
+        blobs,
+        manifests: doc.manifests.unwrap_or_default(),
+        subject: doc.subject,
+    })
+}
+
 /// OCI architecture name of the machine we run on.
 pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 
 use crate::cli::{Cli, Command};
 use crate::mirror::Mirror;
+use crate::mirror::chain::ChainMirror;
 use crate::mirror::lazy::LazyMirror;
 use crate::mirror::open::MirrorOptions;
 use crate::report::Mode;
@@ -46,7 +47,7 @@ impl Context {
     /// Loads the stack; the mirror is resolved but not opened.
     fn load(cli: &Cli) -> Result<Context> {
         let stack = load_stack(cli)?;
-        let mirror = Arc::new(mirror_for(cli, Some(&stack)));
+        let mirror = layered(cli, Some(&stack))?;
         Ok(Context {
             stack,
             mirror,
@@ -127,6 +128,34 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
         .unwrap_or_default();
     let base = stack.map_or_else(PathBuf::new, |s| s.dir.clone());
     LazyMirror::new(url, &base, mirror_options(cli))
+}
+
+/// The mirror with its upstreams, none opened yet: a [`ChainMirror`] over the mirror and
+/// `--upstream` (else `$STACKCI_UPSTREAMS`, else the stack's `upstreams:`), or the mirror
+/// alone when there are none. An upstream that is the mirror, or is listed twice, is refused.
+fn layered(cli: &Cli, stack: Option<&Stack>) -> Result<Arc<dyn Mirror>> {
+    let primary = mirror_for(cli, stack);
+    let urls: &[String] = if cli.upstreams.is_empty() {
+        stack.map_or(&[], |s| &s.upstreams)
+    } else {
+        &cli.upstreams
+    };
+    if urls.is_empty() {
+        return Ok(Arc::new(primary));
+    }
+    let base = stack.map_or_else(PathBuf::new, |s| s.dir.clone());
+    let resolve = |url: &str| crate::mirror::location::Location::mirror(url, &base).map(|l| l.to_string());
+    let mut seen = vec![resolve(primary.url())?];
+    let mut upstreams: Vec<Arc<dyn Mirror>> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let here = resolve(url).with_context(|| format!("upstream {}", crate::net::redact::url(url)))?;
+        if seen.contains(&here) {
+            anyhow::bail!("upstream {here} is the mirror itself or is listed twice");
+        }
+        seen.push(here);
+        upstreams.push(Arc::new(LazyMirror::new(url.clone(), &base, mirror_options(cli))));
+    }
+    Ok(Arc::new(ChainMirror::new(Arc::new(primary), upstreams)))
 }
 
 /// Runs a parsed command line; only commands that work on a stack load one. Returns the

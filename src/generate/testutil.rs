@@ -46,6 +46,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         store: PathBuf::from("/opt/stackci"),
         env: BTreeMap::new(),
         mirror: None,
+        upstreams: Vec::new(),
         packages,
         images: BTreeMap::new(),
         status: Default::default(),

@@ -383,6 +383,16 @@ impl ObjectStore for S3Store {
         }
     }
 
+    fn delete(&self, key: &str) -> Result<()> {
+        let key = self.full_key(key);
+        let delete = self.client.delete_object().bucket(&self.target.bucket).key(&key);
+        match self.block_on(delete.send())? {
+            Ok(_) => Ok(()),
+            Err(e) if error::kind(&e) == Kind::NotFound => Ok(()),
+            Err(e) => Err(self.target.describe(e, "deleting", &key)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let full = self.full_key(prefix);
         let strip = if self.target.prefix.is_empty() {

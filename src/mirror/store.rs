@@ -55,6 +55,9 @@ pub trait ObjectStore: Send + Sync {
     /// (another writer got there first), so the caller re-reads and retries.
     fn write_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<bool>;
 
+    /// Removes `key`; removing a missing object is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+
     /// The objects under `prefix`, sorted by key, with their modification times (for
     /// rebuilding the index).
     fn list(&self, prefix: &str) -> Result<Vec<Listed>>;

@@ -291,6 +291,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         store: PathBuf::from(DEFAULT_STORE),
         env: BTreeMap::new(),
         mirror: None,
+        upstreams: Vec::new(),
         packages,
         images: BTreeMap::new(),
         status: Default::default(),

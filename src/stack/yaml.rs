@@ -69,6 +69,8 @@ struct RawStack {
     #[serde(default)]
     env: Entries<String>,
     mirror: Option<Spanned<String>>,
+    #[serde(default)]
+    upstreams: Vec<Spanned<String>>,
     timeout: Option<Spanned<RawDuration>>,
     packages: Option<Entries<RawPackage>>,
     #[serde(default)]
@@ -405,6 +407,17 @@ impl<'a> Converter<'a> {
             }
             m => m.map(|m| m.value),
         };
+        let mut upstreams: Vec<String> = Vec::with_capacity(raw.upstreams.len());
+        for u in &raw.upstreams {
+            if u.value.trim().is_empty() {
+                return Err(self.err(ErrorKind::Invalid, pos(u), "an entry of `upstreams:` is empty"));
+            }
+            if upstreams.contains(&u.value) || mirror.as_ref() == Some(&u.value) {
+                let msg = format!("`upstreams:` lists {} twice (or it is the `mirror:` itself)", u.value);
+                return Err(self.err(ErrorKind::Invalid, pos(u), msg));
+            }
+            upstreams.push(u.value.clone());
+        }
         let raw_packages = raw.packages.ok_or_else(|| {
             self.err(
                 ErrorKind::Invalid,
@@ -525,6 +538,7 @@ impl<'a> Converter<'a> {
             store,
             env,
             mirror,
+            upstreams,
             packages,
             images,
             status: raw_status,

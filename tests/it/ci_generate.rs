@@ -83,6 +83,7 @@ fn empty_stack(name: &str) -> Stack {
         store: PathBuf::from("/opt/stackci"),
         env: BTreeMap::new(),
         mirror: None,
+        upstreams: Vec::new(),
         packages: Vec::new(),
         images: BTreeMap::new(),
         status: Default::default(),

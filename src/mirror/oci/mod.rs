@@ -18,6 +18,7 @@ pub mod error;
 pub mod manifests;
 pub mod mirror;
 pub mod reference;
+pub mod referrers;
 pub mod tags;
 pub(crate) mod transport;
 
