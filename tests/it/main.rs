@@ -13,6 +13,7 @@ mod hostile_mirror;
 mod image;
 mod index;
 mod layers;
+mod mirror_conformance;
 mod mirror_files;
 mod oci_registry;
 mod plan_snapshot;
