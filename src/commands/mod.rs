@@ -21,6 +21,7 @@ mod generate;
 mod image;
 mod index;
 mod install;
+mod mirror;
 mod plan;
 mod run;
 mod status;
@@ -163,6 +164,7 @@ fn layered(cli: &Cli, stack: Option<&Stack>) -> Result<Arc<dyn Mirror>> {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Status(args) => return status::run(&cli, args),
+        Command::Mirror(command) => return mirror::run(&cli, command),
         Command::Index if cli.mirror.is_some() => return index::run(&mirror_for(&cli, None), cli.json),
         _ => {}
     }
@@ -176,6 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(args) => image::run(&ctx, args),
         Command::Status(args) => status::run(&cli, args),
         Command::Generate(which) => generate::run(&ctx, which),
+        Command::Mirror(command) => mirror::run(&cli, command),
     }
 }
 

@@ -240,6 +240,7 @@ impl ObjectStore for FsStore {
                 keys.push(Listed {
                     key: format!("{prefix}{name}"),
                     modified: meta.modified().ok(),
+                    size: meta.len(),
                 });
             }
         }

@@ -417,6 +417,7 @@ impl ObjectStore for S3Store {
                     Some(Listed {
                         key: o.key()?[strip..].to_owned(),
                         modified: o.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                        size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     })
                 }));
                 match page.next_continuation_token() {

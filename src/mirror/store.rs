@@ -27,6 +27,8 @@ pub struct Listed {
     pub key: String,
     /// When it was last written (a file's mtime, S3's `LastModified`), when the store says.
     pub modified: Option<SystemTime>,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// The small core a layout backend needs. Keys are `/`-separated paths relative to the

@@ -12,6 +12,7 @@ mod gitlab_e2e;
 mod hostile_mirror;
 mod image;
 mod index;
+mod layered;
 mod layers;
 mod mirror_conformance;
 mod mirror_files;

@@ -36,7 +36,11 @@ fn put_blob(m: &dyn Mirror, bytes: &[u8], media_type: &str) -> Descriptor {
 
 /// An image manifest over a fresh config and one layer, unique per `seed`.
 fn image(m: &dyn Mirror, seed: &str) -> Vec<u8> {
-    let config = put_blob(m, format!("{{\"seed\":\"{seed}\"}}").as_bytes(), spec::CONFIG_MEDIA_TYPE);
+    let config = put_blob(
+        m,
+        format!("{{\"seed\":\"{seed}\"}}").as_bytes(),
+        spec::CONFIG_MEDIA_TYPE,
+    );
     let layer = put_blob(m, format!("layer of {seed}").as_bytes(), spec::LAYER_MEDIA_TYPE);
     spec::to_bytes(&Manifest {
         schema_version: 2,
@@ -77,7 +81,10 @@ fn conformance(m: &dyn Mirror, kind: Kind) {
     );
 
     // Deleting a tag only while it still names the manifest asked for.
-    assert!(!m.delete_manifest("pkg-1.0-aaaa", &d2).unwrap(), "the tag names d1, not d2");
+    assert!(
+        !m.delete_manifest("pkg-1.0-aaaa", &d2).unwrap(),
+        "the tag names d1, not d2"
+    );
     assert_eq!(m.manifest_digest("pkg-1.0-aaaa").unwrap(), Some(d1.clone()));
     assert!(m.delete_manifest("pkg-1.0-aaaa", &d1).unwrap());
     assert_eq!(m.manifest_digest("pkg-1.0-aaaa").unwrap(), None);
