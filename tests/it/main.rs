@@ -15,6 +15,7 @@ mod index;
 mod layered;
 mod layers;
 mod mirror_conformance;
+mod mirror_copy;
 mod mirror_files;
 mod oci_registry;
 mod plan_snapshot;

@@ -127,12 +127,30 @@ impl RegistryMirror {
         push: impl FnOnce(&dyn BlobSource) -> Result<T>,
     ) -> Result<T> {
         let what = || format!("pushing blob {digest} ({}) to {}", describe(source), self.location());
-        if source.path().is_none() && source.size() > IN_MEMORY_MAX {
-            let local = local_file(source, Some(digest)).with_context(what)?;
-            push(&FileSource::new(local.path(), source.size())).with_context(what)
-        } else {
-            push(source).with_context(what)
+        if source.path().is_some() {
+            return push(source).with_context(what);
         }
+        // A source without a file is read here, on this plain thread, not inside the
+        // upload's async task: it may itself be another network mirror (S3, a registry),
+        // which blocks on the shared runtime.
+        if source.size() > IN_MEMORY_MAX {
+            let local = local_file(source, Some(digest)).with_context(what)?;
+            return push(&FileSource::new(local.path(), source.size())).with_context(what);
+        }
+        let mut bytes = Vec::with_capacity(source.size() as usize);
+        source
+            .open()
+            .and_then(|mut r| Ok(r.read_to_end(&mut bytes)?))
+            .with_context(what)?;
+        if bytes.len() as u64 != source.size() {
+            return Err(anyhow::anyhow!(
+                "a blob source gave {} bytes, expected {}",
+                bytes.len(),
+                source.size()
+            ))
+            .with_context(what);
+        }
+        push(&bytes).with_context(what)
     }
 }
 
