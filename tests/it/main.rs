@@ -17,6 +17,7 @@ mod layers;
 mod mirror_conformance;
 mod mirror_copy;
 mod mirror_files;
+mod mirror_prune;
 mod oci_registry;
 mod plan_snapshot;
 mod registry_e2e;
