@@ -133,7 +133,7 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
 
 /// The mirror with its upstreams, none opened yet: a [`ChainMirror`] over the mirror and
 /// `--upstream` (else `$STACKCI_UPSTREAMS`, else the stack's `upstreams:`), or the mirror
-/// alone when there are none. An upstream that is the mirror, or is listed twice, is refused.
+/// alone when there are none. An upstream that is the mirror, or is listed twice, is skipped.
 fn layered(cli: &Cli, stack: Option<&Stack>) -> Result<Arc<dyn Mirror>> {
     let primary = mirror_for(cli, stack);
     let urls: &[String] = if cli.upstreams.is_empty() {
@@ -150,8 +150,10 @@ fn layered(cli: &Cli, stack: Option<&Stack>) -> Result<Arc<dyn Mirror>> {
     let mut upstreams: Vec<Arc<dyn Mirror>> = Vec::with_capacity(urls.len());
     for url in urls {
         let here = resolve(url).with_context(|| format!("upstream {}", crate::net::redact::url(url)))?;
+        // The mirror itself, or listed twice: a stack's `upstreams: [main]` read by main's
+        // own pipeline (`--mirror main`) is the common case, not a mistake.
         if seen.contains(&here) {
-            anyhow::bail!("upstream {here} is the mirror itself or is listed twice");
+            continue;
         }
         seen.push(here);
         upstreams.push(Arc::new(LazyMirror::new(url.clone(), &base, mirror_options(cli))));

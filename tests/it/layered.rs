@@ -181,19 +181,35 @@ fn a_pr_mirror_over_file_main_gets_only_what_changed_and_stands_alone() {
     );
     assert!(alone.iter().all(|p| p.1 == "build"), "{alone:?}");
 
-    // An upstream that is the mirror itself is refused.
-    let err = output(
+    // After the merge, promotion: the PR mirror's packages go into main, which then has
+    // everything on its own.
+    let promoted: serde_json::Value =
+        serde_json::from_str(&ok(stackci().args(["mirror", "copy", "--json", &pr_url, &main_url]))).unwrap();
+    assert_eq!(promoted["tags"].as_array().unwrap().len(), 1, "{promoted}");
+    let main_alone = plan(
+        stackci()
+            .arg("--stack")
+            .arg(&changed)
+            .args(["--mirror", &main_url])
+            .env("STACKCI_UPSTREAMS", ""),
+    );
+    assert!(
+        main_alone
+            .iter()
+            .all(|p| p.1 == "cached" && p.2.as_deref() == Some(main_url.as_str())),
+        "{main_alone:?}"
+    );
+    ok(stackci().args(["mirror", "verify", &main_url]));
+
+    // An upstream that is the mirror itself is skipped: main's own pipeline reads a stack
+    // whose `upstreams:` names main.
+    let itself = plan(
         stackci()
             .arg("--stack")
             .arg(&base)
-            .args(["--mirror", &pr_url, "--upstream", &pr_url, "plan"]),
+            .args(["--mirror", &pr_url, "--upstream", &pr_url]),
     );
-    assert_eq!(err.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&err.stderr).contains("is the mirror itself"),
-        "{}",
-        String::from_utf8_lossy(&err.stderr)
-    );
+    assert_eq!(itself, alone);
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod mirror_conformance;
 mod mirror_copy;
 mod mirror_files;
 mod mirror_prune;
+mod mirror_verify;
 mod oci_registry;
 mod plan_snapshot;
 mod registry_e2e;
