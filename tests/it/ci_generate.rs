@@ -435,11 +435,12 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
     let names: BTreeSet<&str> = inputs.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "version"])
+        BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "upstreams", "version"])
     );
     let values = BTreeMap::from([
         ("stack", "envs/stack.yaml"),
         ("mirror", "oci://registry.example.com/mirror"),
+        ("upstreams", "oci://registry.example.com/main"),
         ("image", "registry.example.com/stackci:0.1"),
         ("runner_tags", "[linux, big]"),
         ("version", "0.1.0"),
