@@ -110,6 +110,15 @@ pub fn copy(src: &dyn Mirror, dst: &dyn Mirror, selection: &Selection, opts: &Co
     let dst_tags = graph::tag_digests(dst, jobs).with_context(|| format!("listing {}", dst.location()))?;
     let wanted = select(src, &src_tags, &dst_tags, selection)?;
 
+    // The manifests to copy, read `jobs` at a time (a remote source answers slowly).
+    let missing: Vec<&Digest> = wanted
+        .iter()
+        .filter(|(t, d)| dst_tags.get(t) != Some(d))
+        .map(|(_, d)| d)
+        .collect();
+    let read = crate::parallel::try_map(&missing, jobs, |d| graph::read_node(src, d))?;
+    let mut nodes: BTreeMap<Digest, Node> = read.into_iter().flatten().map(|n| (n.digest.clone(), n)).collect();
+
     let mut closure = Closure::default();
     let mut planned = Vec::new();
     let mut tags = Vec::new();
@@ -123,13 +132,16 @@ pub fn copy(src: &dyn Mirror, dst: &dyn Mirror, selection: &Selection, opts: &Co
             });
             continue;
         }
-        closure.add(src, digest, &format!("tag `{tag}`"))?;
-        let node = closure
-            .manifests
-            .iter()
-            .find(|n| n.digest == *digest)
-            .cloned()
-            .expect("added above");
+        let node = nodes
+            .remove(digest)
+            .or_else(|| closure.manifests.iter().find(|n| n.digest == *digest).cloned())
+            .with_context(|| {
+                format!(
+                    "tag `{tag}` names manifest {digest}, which is not in {}",
+                    src.location()
+                )
+            })?;
+        closure.add_node(src, node.clone(), &format!("tag `{tag}`"))?;
         let is_referrers_index = attached_to(tag).is_some() && !tag.contains('.');
         let (node, action) = match theirs {
             None => (node, "copied"),
@@ -379,10 +391,10 @@ fn write_index(dst: &dyn Mirror, tag: &str, index: &Index) -> Result<()> {
 /// (a signature only after its image).
 fn write_tags(dst: &dyn Mirror, planned: &[Planned], jobs: usize) -> Result<()> {
     if let Some(layout) = probe::layout(dst) {
-        for p in planned {
+        crate::parallel::try_map(planned, jobs, |p| {
             dst.put_manifest(&p.node.digest.to_string(), &p.node.refs.media_type, &p.node.bytes)
-                .with_context(|| format!("copying the manifest of `{}` to {}", p.tag, dst.location()))?;
-        }
+                .with_context(|| format!("copying the manifest of `{}` to {}", p.tag, dst.location()))
+        })?;
         let entries: Vec<(&str, Descriptor)> = planned
             .iter()
             .map(|p| {

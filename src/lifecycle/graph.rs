@@ -1,6 +1,6 @@
 //! What a mirror's tags name: tag → manifest digest in one pass ([`tag_digests`]), a
 //! manifest with what it names ([`Node`]), everything reachable from some manifests
-//! ([`closure`]), and the tags that hang off a manifest by name ([`attached_tags`]).
+//! ([`Closure`]), and the tags that hang off a manifest by name ([`attached_tags`]).
 //!
 //! Signatures and other artifacts are found by the names their tools give them: cosign's
 //! `sha256-<hex>.sig` (also `.att`, `.sbom`), and the referrers tag schema of the
@@ -117,12 +117,26 @@ impl Closure {
         self.visit(mirror, root, what, &mut seen)
     }
 
+    /// Adds manifest `node`, already read from `mirror`, and everything it reaches that is
+    /// not in the closure yet.
+    pub fn add_node(&mut self, mirror: &dyn Mirror, node: Node, what: &str) -> Result<()> {
+        let mut seen: BTreeSet<Digest> = self.manifests.iter().map(|n| n.digest.clone()).collect();
+        if !seen.insert(node.digest.clone()) {
+            return Ok(());
+        }
+        self.visit_node(mirror, node, what, &mut seen)
+    }
+
     fn visit(&mut self, mirror: &dyn Mirror, digest: &Digest, what: &str, seen: &mut BTreeSet<Digest>) -> Result<()> {
         if !seen.insert(digest.clone()) {
             return Ok(());
         }
         let node = read_node(mirror, digest)?
             .with_context(|| format!("{what} names manifest {digest}, which is not in {}", mirror.location()))?;
+        self.visit_node(mirror, node, what, seen)
+    }
+
+    fn visit_node(&mut self, mirror: &dyn Mirror, node: Node, what: &str, seen: &mut BTreeSet<Digest>) -> Result<()> {
         for child in &node.refs.manifests {
             self.visit(mirror, &child.digest, what, seen)?;
         }
@@ -132,15 +146,6 @@ impl Closure {
         self.manifests.push(node);
         Ok(())
     }
-}
-
-/// The closure of `roots` (`(what, digest)`: the name for messages and the manifest).
-pub fn closure<'a>(mirror: &dyn Mirror, roots: impl IntoIterator<Item = (&'a str, &'a Digest)>) -> Result<Closure> {
-    let mut c = Closure::default();
-    for (what, digest) in roots {
-        c.add(mirror, digest, what)?;
-    }
-    Ok(c)
 }
 
 #[cfg(test)]
