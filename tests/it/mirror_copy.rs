@@ -309,3 +309,72 @@ fn a_copy_killed_half_way_leaves_no_broken_tag_and_a_rerun_finishes_it() {
     let reg_mirror = stackci::mirror::open::open(&dst, Path::new(""), &Default::default()).unwrap();
     assert_eq!(reg_mirror.list_tags().unwrap().len(), 24);
 }
+
+/// A source registry with the referrers API (docker-registry 2.8 behind a proxy that answers
+/// `GET /v2/<repo>/referrers/<digest>` as the distribution spec says; everything else is
+/// the real registry): an SBOM known only through the API reaches a file layout, which has
+/// no such API, as the `sha256-<hex>` referrers index.
+#[test]
+fn referrers_from_the_api_arrive_as_the_tag_schema() {
+    use crate::common::fault_proxy::{Action, Proxy};
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Peer::start(&tmp.path().join("registry"), false);
+    let direct = stackci::mirror::oci::RegistryMirror::new(&reg.mirror_url("api/src"), &Default::default()).unwrap();
+    let c = packages::package(&direct, "c", &[], b"layer c");
+    let subject = packages::manifest_descriptor(&direct, &c);
+    let sbom_blob = packages::blob(&direct, br#"{"spdxVersion":"SPDX-2.3"}"#, "application/spdx+json");
+    let empty = packages::blob(&direct, b"{}", "application/vnd.oci.empty.v1+json");
+    let sbom = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": stackci::spec::MANIFEST_MEDIA_TYPE, "artifactType": "application/spdx+json",
+        "config": empty, "layers": [sbom_blob], "subject": subject,
+    }))
+    .unwrap();
+    let sbom_digest = direct
+        .put_manifest(
+            &Digest::of(&sbom).to_string(),
+            stackci::spec::MANIFEST_MEDIA_TYPE,
+            &sbom,
+        )
+        .unwrap();
+    let listed = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": stackci::spec::INDEX_MEDIA_TYPE,
+        "manifests": [{"mediaType": stackci::spec::MANIFEST_MEDIA_TYPE, "digest": sbom_digest, "size": sbom.len(), "artifactType": "application/spdx+json"}],
+    }))
+    .unwrap();
+    let none = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.to_vec();
+    let for_c = format!("/referrers/{}", c.digest);
+    let proxy = Proxy::start(reg.host(), move |req| {
+        if !req.path().contains("/referrers/") {
+            return Action::Forward;
+        }
+        let body = if req.path().ends_with(&for_c) {
+            listed.clone()
+        } else {
+            none.clone()
+        };
+        Action::Respond {
+            status: 200,
+            headers: vec![("Content-Type".into(), stackci::spec::INDEX_MEDIA_TYPE.into())],
+            body,
+        }
+    });
+    let src = format!("oci+http://{}/api/src", proxy.host());
+    let dst = tmp.path().join("dst");
+    let report = copy(stackci(), &[&src, &dst.display().to_string()]);
+    assert_eq!(report["manifests"], 1, "the SBOM manifest: {report}");
+    let layout = LayoutMirror::new(FsStore::new(&dst));
+    let index: serde_json::Value = serde_json::from_slice(
+        &layout
+            .get_manifest(&format!("sha256-{}", c.digest.hex()))
+            .unwrap()
+            .expect("the referrers index"),
+    )
+    .unwrap();
+    assert_eq!(index["manifests"][0]["digest"], sbom_digest.to_string(), "{index}");
+    assert_eq!(index["manifests"][0]["artifactType"], "application/spdx+json");
+    assert_eq!(
+        Digest::of(&layout.get_manifest(&sbom_digest.to_string()).unwrap().unwrap()),
+        sbom_digest
+    );
+    ok(stackci().args(["mirror", "verify", &dst.display().to_string()]));
+}
