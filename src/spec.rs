@@ -265,3 +265,55 @@ pub fn put_document<T: Serialize>(mirror: &dyn Mirror, media_type: &str, doc: &T
         extra: Default::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(what: &str) -> serde_json::Value {
+        serde_json::json!({"mediaType": "x", "digest": Digest::of(what.as_bytes()), "size": what.len()})
+    }
+
+    #[test]
+    fn references_of_every_manifest_kind() {
+        let image = serde_json::json!({
+            "schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE, "config": desc("c"),
+            "layers": [desc("l1"), {"mediaType": "foreign", "digest": Digest::of(b"f"), "size": 1, "urls": ["https://x"]}],
+            "subject": desc("s"),
+        });
+        let r = references(&serde_json::to_vec(&image).unwrap()).unwrap();
+        let digests: Vec<Digest> = r.blobs.iter().map(|d| d.digest.clone()).collect();
+        assert_eq!(
+            digests,
+            [Digest::of(b"c"), Digest::of(b"l1")],
+            "foreign layers are left out"
+        );
+        assert_eq!(r.subject.unwrap().digest, Digest::of(b"s"));
+        assert!(r.manifests.is_empty());
+
+        // No mediaType: an index when it lists manifests, else an image manifest.
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc("m1"), desc("m2")]});
+        let r = references(&serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(
+            (r.media_type.as_str(), r.manifests.len(), r.blobs.len()),
+            (INDEX_MEDIA_TYPE, 2, 0)
+        );
+        let bare = serde_json::json!({"schemaVersion": 2, "config": desc("c"), "layers": []});
+        assert_eq!(
+            references(&serde_json::to_vec(&bare).unwrap()).unwrap().media_type,
+            MANIFEST_MEDIA_TYPE
+        );
+
+        // An artifact manifest's blobs; a Docker list keeps its own media type.
+        let artifact =
+            serde_json::json!({"mediaType": "application/vnd.oci.artifact.manifest.v1+json", "blobs": [desc("b")]});
+        assert_eq!(
+            references(&serde_json::to_vec(&artifact).unwrap()).unwrap().blobs.len(),
+            1
+        );
+        let list = serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST_MEDIA_TYPE, "manifests": [desc("m")]});
+        let r = references(&serde_json::to_vec(&list).unwrap()).unwrap();
+        assert_eq!(r.media_type, DOCKER_MANIFEST_LIST_MEDIA_TYPE);
+        assert!(references(b"not json").is_err());
+    }
+}
