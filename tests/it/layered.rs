@@ -158,6 +158,24 @@ fn a_pr_mirror_over_file_main_gets_only_what_changed_and_stands_alone() {
     assert_eq!(std::fs::read_to_string(prefix("c").join("c.txt")).unwrap(), "c2\n");
     assert_eq!(std::fs::read_to_string(prefix("a").join("a.txt")).unwrap(), "a\n");
 
+    // image reads through the chain too: `a` is only in main.
+    let text = std::fs::read_to_string(&changed).unwrap();
+    std::fs::write(
+        &changed,
+        format!("{text}images:\n  only-a:\n    base: scratch\n    packages: [a]\n"),
+    )
+    .unwrap();
+    let out_layout = tmp.path().join("image");
+    ok(with_upstream()
+        .args(["image", "only-a", "--to"])
+        .arg(format!("oci-layout:{}:a", out_layout.display())));
+    skopeo_copies(
+        &format!("oci:{}:a", out_layout.display()),
+        &tmp.path().join("image-out"),
+        &[],
+    );
+    assert!(tags_of(&pr).len() == 1, "an image is not written to the mirror");
+
     // The same chain from STACKCI_UPSTREAMS and from `upstreams:` in the stack.
     let env_plan = plan(
         stackci()
