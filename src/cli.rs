@@ -12,13 +12,15 @@ use clap::{Args, Parser, Subcommand};
 #[command(after_help = "\
 The stack is --stack, else $STACKCI_STACK, else ./stack.yaml, else ./spack.lock.
 The mirror is --mirror, else $STACKCI_MIRROR, else `mirror:` in the stack, else
-file://<stack dir>/.stackci/mirror.
+file://<stack dir>/.stackci/mirror. Upstreams (read-only, after the mirror) are --upstream,
+else $STACKCI_UPSTREAMS, else `upstreams:` in the stack.
 
 Examples:
   stackci plan                       what is cached and what must be built
   stackci run -j 4                   build everything missing, 4 packages at a time
   stackci install hello --root /tmp/root
-  stackci --mirror oci://ghcr.io/me/stack plan --json")]
+  stackci --mirror oci://ghcr.io/me/stack plan --json
+  stackci --mirror oci://ghcr.io/me/stack-pr-7 --upstream oci://ghcr.io/me/stack run")]
 pub struct Cli {
     // Every `env =` argument has `hide_env_values`: `--help` would otherwise print the
     // variable's value, and a mirror or endpoint URL may carry a secret.
@@ -39,6 +41,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PLATFORM", env = crate::env_vars::STACKCI_PLATFORM)]
     #[arg(hide_env_values = true)]
     pub platform: Option<String>,
+
+    /// Read-only mirror consulted after --mirror (repeatable; $STACKCI_UPSTREAMS is
+    /// comma-separated; default: `upstreams:` in the stack). A package found in any of them
+    /// is cached; pushes go to --mirror only, each manifest with every blob it names.
+    #[arg(long = "upstream", global = true, value_name = "URL", env = crate::env_vars::STACKCI_UPSTREAMS)]
+    #[arg(value_delimiter = ',', hide_env_values = true)]
+    pub upstreams: Vec<String>,
 
     /// Extra CA certificate (PEM) for TLS connections to the mirror and registries; the
     /// file in $SSL_CERT_FILE, when set, is trusted too.
@@ -147,6 +156,9 @@ Examples:
     /// Start a pipeline in another CI system (from a GitHub job: a GitLab pipeline).
     #[command(subcommand)]
     Trigger(Trigger),
+    /// Copy packages between mirrors, remove what no stack needs, check a mirror.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
 }
 
 /// Arguments of `verify`.
@@ -241,6 +253,121 @@ pub struct TriggerGitlabArgs {
     /// Give up waiting after this long (e.g. 90m, 6h); the pipeline goes on.
     #[arg(long, value_name = "DURATION", default_value = "6h")]
     pub timeout: String,
+}
+
+/// The `mirror` commands: a mirror's lifecycle.
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Copy packages, with their signatures and referrers, between any two mirrors.
+    ///
+    /// SRC and DST are mirror URLs (file://DIR or a path, s3://BUCKET/PREFIX, oci://HOST/REPO,
+    /// oci+http://HOST/REPO). Without PKG every tag is copied; with PKG (a name in the
+    /// current stack, or a tag) those packages and every package they depend on. Manifests
+    /// are copied byte for byte (digests and signatures stay valid), blobs the destination
+    /// has are skipped, and within one registry blobs are mounted instead of copied. Blobs
+    /// go first and tags last, so an interrupted copy is simply run again.
+    #[command(after_help = "\
+Examples:
+  stackci mirror copy oci://ghcr.io/acme/stack-pr-7 oci://ghcr.io/acme/stack    promote a PR mirror
+  stackci mirror copy .stackci/mirror s3://stacks/demo -j 16                 a file mirror to S3
+  stackci mirror copy oci://reg/stack file:///srv/mirror hello             hello and its dependencies
+  stackci mirror copy --dry-run SRC DST                                     what would be copied")]
+    Copy(MirrorCopyArgs),
+    /// Remove package tags no kept stack needs, their signatures and SBOMs, and (file and S3
+    /// mirrors) the blobs nothing references any more.
+    ///
+    /// Kept: every package of each --keep-stack (default: the current stack), tags matching
+    /// --keep-tag, tags of other tools, and with --older-than everything newer. On a
+    /// registry manifests are deleted through the API and the registry's garbage collection
+    /// frees the blobs. Safe next to a running push: a tag re-pushed meanwhile stays, and a
+    /// blob written less than --grace before the prune started is kept (docs/mirrors.md).
+    #[command(after_help = "\
+Examples:
+  stackci mirror prune --dry-run                               what would go (current stack kept)
+  stackci --mirror s3://stacks/main mirror prune --keep-stack stack.yaml --keep-stack old/stack.yaml
+  stackci --mirror oci://reg/stack-pr-7 mirror prune --keep-tag 'hello-*' --older-than 14d")]
+    Prune(MirrorPruneArgs),
+    /// Check a mirror: every tag resolves, every manifest and blob matches its digest and size.
+    ///
+    /// Every blob is read and hashed once (--quick only looks it up). Exits 1 naming each bad
+    /// tag, manifest and blob, with the tags that need it.
+    #[command(after_help = "\
+Examples:
+  stackci mirror verify                             the current stack's mirror
+  stackci mirror verify s3://stacks/main --json     machine-readable report
+  stackci mirror verify oci://reg/stack --quick     existence only, no downloads")]
+    Verify(MirrorVerifyArgs),
+}
+
+/// Arguments of `mirror copy`.
+#[derive(Debug, Args)]
+pub struct MirrorCopyArgs {
+    /// The mirror to copy from.
+    #[arg(value_name = "SRC")]
+    pub source: String,
+
+    /// The mirror to copy to.
+    #[arg(value_name = "DST")]
+    pub destination: String,
+
+    /// Packages to copy (names in the current stack, or tags), with what they depend on;
+    /// default: every tag.
+    #[arg(value_name = "PKG")]
+    pub packages: Vec<String>,
+
+    /// Blobs copied at once.
+    #[arg(short, long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+
+    /// Only show what would be copied.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `mirror prune`.
+#[derive(Debug, Args)]
+pub struct MirrorPruneArgs {
+    /// Keep every package of this stack (stack.yaml or spack.lock; repeatable). Default: the
+    /// current stack.
+    #[arg(long = "keep-stack", value_name = "FILE")]
+    pub keep_stacks: Vec<PathBuf>,
+
+    /// Keep package tags matching this glob (`*`, `?`, `[...]`; repeatable).
+    #[arg(long = "keep-tag", value_name = "GLOB")]
+    pub keep_tags: Vec<String>,
+
+    /// Only remove packages pushed longer ago than this (30d, 12h, ...; file and S3 mirrors).
+    #[arg(long, value_name = "DURATION", value_parser = crate::lifecycle::parse_age)]
+    pub older_than: Option<std::time::Duration>,
+
+    /// Keep unreferenced blobs written less than this before the prune started (pushes in
+    /// flight); 0 removes every unreferenced blob (only when nothing pushes).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::lifecycle::parse_age)]
+    pub grace: std::time::Duration,
+
+    /// Only show what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Manifests read and objects deleted at once.
+    #[arg(short, long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+}
+
+/// Arguments of `mirror verify`.
+#[derive(Debug, Args)]
+pub struct MirrorVerifyArgs {
+    /// The mirror to check (default: --mirror, else the current stack's).
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Only check that every blob exists; do not read them.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Blobs checked at once.
+    #[arg(short, long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
 }
 
 /// Arguments of `plan`.

@@ -11,6 +11,8 @@
 pub const STACKCI_STACK: &str = "STACKCI_STACK";
 /// The mirror URL when `--mirror` is not given.
 pub const STACKCI_MIRROR: &str = "STACKCI_MIRROR";
+/// Read-only upstream mirrors, comma-separated, when no `--upstream` is given.
+pub const STACKCI_UPSTREAMS: &str = "STACKCI_UPSTREAMS";
 /// S3-compatible endpoint for `s3://` mirrors when `--s3-endpoint` is not given.
 pub const STACKCI_S3_ENDPOINT: &str = "STACKCI_S3_ENDPOINT";
 /// Most bytes one layer may expand to (`--max-layer-size`).

@@ -15,6 +15,7 @@ pub mod env_vars;
 pub mod generate;
 pub mod image;
 pub mod layer;
+pub mod lifecycle;
 pub mod lockfile;
 pub mod mirror;
 pub mod net;

@@ -31,6 +31,7 @@ fn run() -> Result<ExitCode> {
     cli.stack = cli.stack.filter(|p| !p.as_os_str().is_empty());
     cli.mirror = cli.mirror.filter(|m| !m.is_empty());
     cli.ca_cert = cli.ca_cert.filter(|p| !p.as_os_str().is_empty());
+    cli.upstreams.retain(|u| !u.trim().is_empty());
     stackci::run(cli)
 }
 

@@ -34,6 +34,9 @@ pub struct Entry {
     pub tag: String,
     /// What must happen to it.
     pub status: Status,
+    /// Where a cached package is: the mirror, or the upstream holding it (the first, in
+    /// order). `None` for packages to build and external ones.
+    pub found_in: Option<String>,
     /// Hashes of its direct dependencies (runtime and build).
     pub deps: Vec<String>,
     /// For packages to build: 0 when no dependency is built in this plan, else one more
@@ -46,8 +49,10 @@ pub struct Entry {
 pub struct Plan {
     /// Stack name.
     pub stack: String,
-    /// Mirror location the statuses were computed against.
+    /// Mirror location the statuses were computed against (where pushes go).
     pub mirror: String,
+    /// The read-only upstream mirrors also consulted, in order (empty without layering).
+    pub upstreams: Vec<String>,
     /// Packages in dependency order.
     pub packages: Vec<Entry>,
 }
@@ -55,12 +60,28 @@ pub struct Plan {
 impl Plan {
     /// Computes statuses from the mirror's tag list (`tags`), read once by the caller.
     pub fn new(stack: &Stack, mirror: String, tags: &BTreeSet<String>) -> Plan {
+        Plan::layered(stack, &[(mirror, tags.clone())])
+    }
+
+    /// Computes statuses from each member's location and tag list, the mirror first and
+    /// then its upstreams: a package any of them holds is cached, found in the first.
+    pub fn layered(stack: &Stack, members: &[(String, BTreeSet<String>)]) -> Plan {
+        let mirror = members.first().map(|(m, _)| m.clone()).unwrap_or_default();
+        let upstreams = members.iter().skip(1).map(|(m, _)| m.clone()).collect();
         let mut packages: Vec<Entry> = Vec::with_capacity(stack.packages.len());
         for (index, p) in stack.packages.iter().enumerate() {
             let tag = p.tag();
+            let found_in = if p.is_external() {
+                None
+            } else {
+                members
+                    .iter()
+                    .find(|(_, tags)| tags.contains(&tag))
+                    .map(|(m, _)| m.clone())
+            };
             let status = if p.is_external() {
                 Status::External
-            } else if tags.contains(&tag) {
+            } else if found_in.is_some() {
                 Status::Cached
             } else {
                 Status::Build
@@ -82,6 +103,7 @@ impl Plan {
                 hash: p.hash.clone(),
                 tag,
                 status,
+                found_in,
                 deps: p.deps.iter().map(|d| stack.packages[d.index].hash.clone()).collect(),
                 level,
             });
@@ -89,6 +111,7 @@ impl Plan {
         Plan {
             stack: stack.name.clone(),
             mirror,
+            upstreams,
             packages,
         }
     }

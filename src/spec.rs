@@ -181,6 +181,58 @@ impl Index {
     }
 }
 
+/// What a manifest names, read from any OCI or Docker image manifest, index, manifest list
+/// or artifact manifest without modelling the rest: what copying, pruning or verifying it
+/// must follow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct References {
+    /// The document's media type: its `mediaType`, else an index when it lists `manifests`,
+    /// else an OCI image manifest.
+    pub media_type: String,
+    /// Blobs it needs: the config and layers (an artifact manifest's `blobs`). Foreign
+    /// layers (with `urls`, kept outside registries) are left out.
+    pub blobs: Vec<Descriptor>,
+    /// Manifests it lists (an index's or manifest list's children).
+    pub manifests: Vec<Descriptor>,
+    /// The manifest it refers to (`subject`: a signature's or an SBOM's image), if any.
+    pub subject: Option<Descriptor>,
+}
+
+/// Reads what a manifest document names; an error when it is not JSON of that shape.
+pub fn references(manifest: &[u8]) -> anyhow::Result<References> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AnyManifest {
+        media_type: Option<String>,
+        config: Option<Descriptor>,
+        #[serde(default)]
+        layers: Vec<Descriptor>,
+        #[serde(default)]
+        blobs: Vec<Descriptor>,
+        manifests: Option<Vec<Descriptor>>,
+        subject: Option<Descriptor>,
+    }
+    let doc: AnyManifest = serde_json::from_slice(manifest)?;
+    let media_type = match doc.media_type {
+        Some(t) => t,
+        None if doc.manifests.is_some() => INDEX_MEDIA_TYPE.to_string(),
+        None => MANIFEST_MEDIA_TYPE.to_string(),
+    };
+    let blobs = doc
+        .config
+        .into_iter()
+        .chain(doc.layers)
+        .chain(doc.blobs)
+        .filter(|d| !d.extra.contains_key("urls"))
+        .collect();
+    Ok(References {
+        media_type,
+        blobs,
+        manifests: doc.manifests.unwrap_or_default(),
+        subject: doc.subject,
+    })
+}
+
 /// OCI architecture name of the machine we run on.
 pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
@@ -223,4 +275,56 @@ pub fn put_document<T: Serialize>(mirror: &dyn Mirror, media_type: &str, doc: &T
         annotations: Default::default(),
         extra: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(what: &str) -> serde_json::Value {
+        serde_json::json!({"mediaType": "x", "digest": Digest::of(what.as_bytes()), "size": what.len()})
+    }
+
+    #[test]
+    fn references_of_every_manifest_kind() {
+        let image = serde_json::json!({
+            "schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE, "config": desc("c"),
+            "layers": [desc("l1"), {"mediaType": "foreign", "digest": Digest::of(b"f"), "size": 1, "urls": ["https://x"]}],
+            "subject": desc("s"),
+        });
+        let r = references(&serde_json::to_vec(&image).unwrap()).unwrap();
+        let digests: Vec<Digest> = r.blobs.iter().map(|d| d.digest.clone()).collect();
+        assert_eq!(
+            digests,
+            [Digest::of(b"c"), Digest::of(b"l1")],
+            "foreign layers are left out"
+        );
+        assert_eq!(r.subject.unwrap().digest, Digest::of(b"s"));
+        assert!(r.manifests.is_empty());
+
+        // No mediaType: an index when it lists manifests, else an image manifest.
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc("m1"), desc("m2")]});
+        let r = references(&serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(
+            (r.media_type.as_str(), r.manifests.len(), r.blobs.len()),
+            (INDEX_MEDIA_TYPE, 2, 0)
+        );
+        let bare = serde_json::json!({"schemaVersion": 2, "config": desc("c"), "layers": []});
+        assert_eq!(
+            references(&serde_json::to_vec(&bare).unwrap()).unwrap().media_type,
+            MANIFEST_MEDIA_TYPE
+        );
+
+        // An artifact manifest's blobs; a Docker list keeps its own media type.
+        let artifact =
+            serde_json::json!({"mediaType": "application/vnd.oci.artifact.manifest.v1+json", "blobs": [desc("b")]});
+        assert_eq!(
+            references(&serde_json::to_vec(&artifact).unwrap()).unwrap().blobs.len(),
+            1
+        );
+        let list = serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST_MEDIA_TYPE, "manifests": [desc("m")]});
+        let r = references(&serde_json::to_vec(&list).unwrap()).unwrap();
+        assert_eq!(r.media_type, DOCKER_MANIFEST_LIST_MEDIA_TYPE);
+        assert!(references(b"not json").is_err());
+    }
 }

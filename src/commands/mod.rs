@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 
 use crate::cli::{Cli, Command};
 use crate::mirror::Mirror;
+use crate::mirror::chain::ChainMirror;
 use crate::mirror::lazy::LazyMirror;
 use crate::mirror::open::MirrorOptions;
 use crate::report::Mode;
@@ -21,6 +22,7 @@ mod image;
 mod index;
 mod install;
 mod keygen;
+mod mirror;
 mod plan;
 mod run;
 mod status;
@@ -53,20 +55,9 @@ pub struct Context {
 impl Context {
     /// Loads the stack; the mirror is resolved but not opened.
     fn load(cli: &Cli) -> Result<Context> {
-        let platforms = match cli.platform.as_deref() {
-            Some(list) => crate::platform::from_flag(Some(list))?,
-            None => Vec::new(),
-        };
-        if platforms.len() > 1 && !matches!(cli.command, Command::Image(_)) {
-            anyhow::bail!(
-                "--platform names {} platforms; only `image` assembles several (build each on its own: --platform {})",
-                platforms.len(),
-                platforms[0]
-            );
-        }
-        let path = stack::discover(cli.stack.as_deref())?;
-        let stack = stack::load_for(&path, platforms.first())?;
-        let mirror = Arc::new(mirror_for(cli, Some(&stack)));
+        let platforms = platforms(cli)?;
+        let stack = load_stack(cli)?;
+        let mirror = layered(cli, Some(&stack))?;
         Ok(Context {
             platforms,
             mirror_is_default: cli.mirror.is_none() && stack.mirror.is_none(),
@@ -122,6 +113,28 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+/// The stack (`--stack`, else discovered), loaded for the first `--platform` when given.
+fn load_stack(cli: &Cli) -> Result<Stack> {
+    let path = stack::discover(cli.stack.as_deref())?;
+    Ok(stack::load_for(&path, platforms(cli)?.first())?)
+}
+
+/// The platforms `--platform` names (empty: the stack's own); more than one only for `image`.
+fn platforms(cli: &Cli) -> Result<Vec<crate::platform::Platform>> {
+    let platforms = match cli.platform.as_deref() {
+        Some(list) => crate::platform::from_flag(Some(list))?,
+        None => Vec::new(),
+    };
+    if platforms.len() > 1 && !matches!(cli.command, Command::Image(_)) {
+        anyhow::bail!(
+            "--platform names {} platforms; only `image` assembles several (build each on its own: --platform {})",
+            platforms.len(),
+            platforms[0]
+        );
+    }
+    Ok(platforms)
+}
+
 /// Options for opening mirrors, from the global flags.
 fn mirror_options(cli: &Cli) -> MirrorOptions {
     MirrorOptions {
@@ -145,6 +158,36 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
     LazyMirror::new(url, &base, mirror_options(cli))
 }
 
+/// The mirror with its upstreams, none opened yet: a [`ChainMirror`] over the mirror and
+/// `--upstream` (else `$STACKCI_UPSTREAMS`, else the stack's `upstreams:`), or the mirror
+/// alone when there are none. An upstream that is the mirror, or is listed twice, is skipped.
+fn layered(cli: &Cli, stack: Option<&Stack>) -> Result<Arc<dyn Mirror>> {
+    let primary = mirror_for(cli, stack);
+    let urls: &[String] = if cli.upstreams.is_empty() {
+        stack.map_or(&[], |s| &s.upstreams)
+    } else {
+        &cli.upstreams
+    };
+    if urls.is_empty() {
+        return Ok(Arc::new(primary));
+    }
+    let base = stack.map_or_else(PathBuf::new, |s| s.dir.clone());
+    let resolve = |url: &str| crate::mirror::location::Location::mirror(url, &base).map(|l| l.to_string());
+    let mut seen = vec![resolve(primary.url())?];
+    let mut upstreams: Vec<Arc<dyn Mirror>> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let here = resolve(url).with_context(|| format!("upstream {}", crate::net::redact::url(url)))?;
+        // The mirror itself, or listed twice: a stack's `upstreams: [main]` read by main's
+        // own pipeline (`--mirror main`) is the common case, not a mistake.
+        if seen.contains(&here) {
+            continue;
+        }
+        seen.push(here);
+        upstreams.push(Arc::new(LazyMirror::new(url.clone(), &base, mirror_options(cli))));
+    }
+    Ok(Arc::new(ChainMirror::new(Arc::new(primary), upstreams)))
+}
+
 /// Runs a parsed command line; only commands that work on a stack load one. Returns the
 /// exit code of a command that ran (1 when a build failed or a check found a difference).
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -152,6 +195,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => return status::run(&cli, args),
         Command::Keygen(args) => return keygen::run(args, cli.json),
         Command::Trigger(crate::cli::Trigger::Gitlab(args)) => return trigger::gitlab(&cli, args),
+        Command::Mirror(command) => return mirror::run(&cli, command),
         Command::Index if cli.mirror.is_some() => return index::run(&mirror_for(&cli, None), cli.json),
         _ => {}
     }
@@ -168,6 +212,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Keygen(args) => keygen::run(args, ctx.json),
         Command::Trigger(crate::cli::Trigger::Gitlab(args)) => trigger::gitlab(&cli, args),
+        Command::Mirror(command) => mirror::run(&cli, command),
     }
 }
 

@@ -56,8 +56,11 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plan for the context's stack and mirror.
+/// The plan for the context's stack and mirror (and its upstreams: one listing each).
 pub fn compute(ctx: &Context) -> Result<Plan> {
+    if let Some(chain) = crate::mirror::probe::chain(ctx.mirror.as_ref()) {
+        return Ok(Plan::layered(&ctx.stack, &chain.tags_by_member()?));
+    }
     let tags = ctx.mirror.list_tags()?;
     Ok(Plan::new(&ctx.stack, ctx.mirror.location(), &tags))
 }
@@ -102,9 +105,22 @@ fn write_table(out: &mut impl Write, ctx: &Context, plan: &Plan) -> Result<()> {
         )?;
     }
     let count = |s| plan.packages.iter().filter(|e| e.status == s).count();
+    let (in_upstreams, upstreams) = if plan.upstreams.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let n = plan
+            .packages
+            .iter()
+            .filter(|e| e.found_in.as_ref().is_some_and(|m| *m != plan.mirror))
+            .count();
+        (
+            format!(" ({n} in upstreams)"),
+            format!("; upstreams: {}", plan.upstreams.join(", ")),
+        )
+    };
     writeln!(
         out,
-        "\n{} to build, {} cached, {} external (mirror: {})",
+        "\n{} to build, {} cached{in_upstreams}, {} external (mirror: {}{upstreams})",
         count(Status::Build),
         count(Status::Cached),
         count(Status::External),

@@ -110,10 +110,11 @@ pub fn gitlab_pipeline(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Resu
         stack.packages.len()
     );
     ensure!(
-        !has_credentials(&plan.mirror),
-        "the mirror URL carries credentials; pass them through the environment instead"
+        !has_credentials(&plan.mirror) && !plan.upstreams.iter().any(|u| has_credentials(u)),
+        "the mirror URL or an upstream carries credentials; pass them through the environment instead"
     );
-    let ctx = Context::new(plan, stack, opts)?;
+    let upstreams = plan.upstreams.join(",");
+    let ctx = Context::new(plan, stack, opts, &upstreams)?;
     let jobs = jobs(plan, stack, opts)?;
     let mut files = Vec::new();
     if jobs.is_empty() {
@@ -373,13 +374,17 @@ const FINISH_STAGE: &str = "finish";
 const FETCH_JOB: &str = "stackci-fetch-parts";
 
 impl<'a> Context<'a> {
-    fn new(plan: &'a Plan, stack: &'a Stack, opts: &'a GitlabOptions) -> Result<Context<'a>> {
+    fn new(plan: &'a Plan, stack: &'a Stack, opts: &'a GitlabOptions, upstreams: &'a str) -> Result<Context<'a>> {
         let s = &opts.settings;
         let image = s.image.as_deref().or(opts.image.as_deref());
         let mut variables = BTreeMap::from([
             ("STACKCI_STACK", opts.stack_file.as_str()),
             ("STACKCI_MIRROR", plan.mirror.as_str()),
         ]);
+        // Every job reads through the upstreams the plan found packages in.
+        if !upstreams.is_empty() {
+            variables.insert("STACKCI_UPSTREAMS", upstreams);
+        }
         for (k, v) in &s.variables {
             if variables.insert(k, v).is_some() {
                 bail!("ci.gitlab.variables sets {k}, which the generator sets itself");

@@ -47,6 +47,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         platform: crate::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
+        upstreams: Vec::new(),
         packages,
         images: BTreeMap::new(),
         status: Default::default(),

@@ -20,7 +20,7 @@ pub enum Copied {
 }
 
 /// Makes the blob `descriptor` names, which `src` holds, present in `dst`, trying in turn:
-/// `dst` has it → a cross-repository mount (both in one registry) → `src`'s local file
+/// `dst` has it → (for layered mirrors, the member holding it) → a cross-repository mount (both in one registry) → `src`'s local file
 /// read in place → a download from `src`, verified against the descriptor as it streams →
 /// stored with [`Mirror::put_blob`] (which may read it again to retry).
 pub fn copy_blob(src: &dyn Mirror, dst: &dyn Mirror, descriptor: &Descriptor) -> Result<Copied> {
@@ -28,6 +28,7 @@ pub fn copy_blob(src: &dyn Mirror, dst: &dyn Mirror, descriptor: &Descriptor) ->
     if dst.has_blob(digest)? {
         return Ok(Copied::Present);
     }
+    let src = probe::holder(src, digest)?;
     if let (Some(from), Some(to)) = (probe::registry(src), probe::registry(dst))
         && to.mount_from(digest, from)?
     {

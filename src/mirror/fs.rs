@@ -199,6 +199,16 @@ impl ObjectStore for FsStore {
         Ok(ok)
     }
 
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn remove_stale_temporaries(&self) -> usize {
         TEMP_DIRS
             .iter()
@@ -230,6 +240,7 @@ impl ObjectStore for FsStore {
                 keys.push(Listed {
                     key: format!("{prefix}{name}"),
                     modified: meta.modified().ok(),
+                    size: meta.len(),
                 });
             }
         }

@@ -8,6 +8,7 @@
 
 mod reindex;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::thread;
@@ -19,7 +20,7 @@ use super::store::{ObjectStore, Precondition};
 use super::{BlobSource, Mirror};
 use crate::digest::Digest;
 use crate::net::Retry;
-use crate::spec::{Descriptor, Index};
+use crate::spec::{Descriptor, Index, REF_NAME};
 
 const INDEX: &str = "index.json";
 const LAYOUT: &str = "oci-layout";
@@ -30,6 +31,43 @@ const MAX_DOCUMENT: u64 = 4 << 20;
 /// A mirror stored as an OCI image layout in an object store.
 pub struct LayoutMirror<S> {
     store: S,
+}
+
+/// What an image layout offers beyond [`Mirror`], whatever store holds it, for callers
+/// that work on the layout itself (one index update for many tags, sweeping unreferenced
+/// blobs). Found behind a `&dyn Mirror` with [`super::probe::layout`].
+pub trait LayoutOps: Send + Sync {
+    /// The object store holding the layout.
+    fn objects(&self) -> &dyn ObjectStore;
+
+    /// Reads `index.json` (an empty index when the layout is new).
+    fn index(&self) -> Result<Index>;
+
+    /// Applies `change` to `index.json` atomically, as [`LayoutMirror::update_index`] does.
+    fn change_index(&self, change: &dyn Fn(&mut Index) -> bool) -> Result<()>;
+}
+
+impl<S: ObjectStore + 'static> LayoutOps for LayoutMirror<S> {
+    fn objects(&self) -> &dyn ObjectStore {
+        &self.store
+    }
+
+    fn index(&self) -> Result<Index> {
+        self.read_index()
+    }
+
+    fn change_index(&self, change: &dyn Fn(&mut Index) -> bool) -> Result<()> {
+        self.update_index(change)
+    }
+}
+
+/// `reference` as a manifest digest when it is one (`sha256:<hex>`), `None` for a tag.
+fn as_digest(reference: &str) -> Result<Option<Digest>> {
+    if reference.contains(':') {
+        Ok(Some(reference.parse()?))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Key of a blob in the layout.
@@ -148,27 +186,34 @@ impl<S: ObjectStore + 'static> Mirror for LayoutMirror<S> {
         self.store.put(&blob_key(digest), source)
     }
 
-    fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
-        // A digest names a manifest an image index points at (no tag can hold a `:`).
-        if let Ok(digest) = tag.parse::<Digest>() {
+    fn get_manifest(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(digest) = as_digest(reference)? {
             if !self.store.exists(&blob_key(&digest))? {
                 return Ok(None);
             }
             return self.read_document(&digest).map(Some);
         }
         let index = self.read_index()?;
-        match index.find(tag) {
+        match index.find(reference) {
             None => Ok(None),
             Some(desc) => self.read_document(&desc.digest).map(Some),
         }
     }
 
-    fn put_manifest(&self, tag: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+    fn put_manifest(&self, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
         let digest = Digest::of(manifest);
         let key = blob_key(&digest);
+        let untagged = as_digest(reference)?;
+        if untagged.as_ref().is_some_and(|d| *d != digest) {
+            bail!("a manifest with digest {digest} cannot be stored as {reference}");
+        }
         if !self.store.exists(&key)? {
             self.store.put_bytes(&key, manifest)?;
         }
+        if untagged.is_some() {
+            return Ok(digest);
+        }
+        let tag = reference;
         let desc = Descriptor {
             media_type: media_type.to_string(),
             digest: digest.clone(),
@@ -182,6 +227,35 @@ impl<S: ObjectStore + 'static> Mirror for LayoutMirror<S> {
 
     fn list_tags(&self) -> Result<BTreeSet<String>> {
         Ok(self.read_index()?.tags().map(str::to_string).collect())
+    }
+
+    fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        match as_digest(reference)? {
+            Some(digest) => Ok(self.store.exists(&blob_key(&digest))?.then_some(digest)),
+            None => Ok(self.read_index()?.find(reference).map(|d| d.digest.clone())),
+        }
+    }
+
+    fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        self.store.delete(&blob_key(digest))
+    }
+
+    /// Drops the index entry; the manifest stays as a blob (see [`Mirror::delete_manifest`]).
+    fn delete_manifest(&self, reference: &str, digest: &Digest) -> Result<bool> {
+        let tag = match as_digest(reference)? {
+            Some(_) => None,
+            None => Some(reference),
+        };
+        let removed = Cell::new(false);
+        self.update_index(|index| {
+            let before = index.manifests.len();
+            index
+                .manifests
+                .retain(|d| !(d.digest == *digest && d.annotations.get(REF_NAME).map(String::as_str) == tag));
+            removed.set(index.manifests.len() != before);
+            removed.get()
+        })?;
+        Ok(removed.get())
     }
 
     /// Restores missing tags from the stored manifests; see [`reindex`].

@@ -37,6 +37,11 @@ impl LazyMirror {
         }
     }
 
+    /// The URL as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The backend, opened now if it was not yet. A failure is returned to every caller
     /// (nothing is cached but success).
     pub fn get(&self) -> Result<&dyn Mirror> {
@@ -92,6 +97,18 @@ impl Mirror for LazyMirror {
 
     fn list_tags(&self) -> Result<std::collections::BTreeSet<String>> {
         self.get()?.list_tags()
+    }
+
+    fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        self.get()?.manifest_digest(reference)
+    }
+
+    fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        self.get()?.delete_blob(digest)
+    }
+
+    fn delete_manifest(&self, reference: &str, digest: &Digest) -> Result<bool> {
+        self.get()?.delete_manifest(reference, digest)
     }
 
     fn reindex(&self) -> Result<usize> {

@@ -15,10 +15,11 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::io::Read;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::digest::Digest;
 
+pub mod chain;
 pub mod copy;
 pub mod fs;
 pub mod layout;
@@ -57,12 +58,38 @@ pub trait Mirror: Send + Sync {
     /// check whether it has the blob already: callers ask [`Mirror::has_blob`] first.
     fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()>;
 
-    /// The manifest a tag points at, if the tag exists; a `sha256:` digest instead of a tag
-    /// reads the manifest with that digest (one an image index names).
-    fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>>;
+    /// The manifest `reference` names, if it exists: a tag, or a manifest digest
+    /// (`sha256:<hex>`, for manifests without a tag such as an index's children).
+    fn get_manifest(&self, reference: &str) -> Result<Option<Vec<u8>>>;
 
-    /// Stores a manifest and points `tag` at it; returns the manifest digest.
-    fn put_manifest(&self, tag: &str, media_type: &str, manifest: &[u8]) -> Result<Digest>;
+    /// Stores a manifest and points tag `reference` at it; returns the manifest digest. When
+    /// `reference` is the manifest's own digest the manifest is stored without a tag.
+    fn put_manifest(&self, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest>;
+
+    /// The digest of the manifest `reference` (a tag or a digest) names, if it exists,
+    /// without reading the manifest where the backend can (an index lookup, a HEAD).
+    fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        Ok(self.get_manifest(reference)?.map(|m| Digest::of(&m)))
+    }
+
+    /// Removes blob `digest`; removing a missing blob is not an error. The default refuses:
+    /// a backend that cannot delete says so.
+    fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        bail!("{} cannot delete blobs (deleting {digest})", self.location())
+    }
+
+    /// Removes the manifest `digest` under `reference` (its tag, or the digest itself for an
+    /// untagged manifest), only while `reference` still names it: `Ok(false)` when the tag is
+    /// gone or names another manifest by now (a concurrent push), so a moved tag is never
+    /// removed. An image layout drops the index entry (the manifest stays a blob until
+    /// unreferenced blobs are removed); a registry deletes the manifest and every tag naming
+    /// it. The default refuses: a backend that cannot delete says so.
+    fn delete_manifest(&self, reference: &str, digest: &Digest) -> Result<bool> {
+        bail!(
+            "{} cannot delete manifests (deleting `{reference}`, {digest})",
+            self.location()
+        )
+    }
 
     /// Every tag in the mirror, read in one listing.
     fn list_tags(&self) -> Result<BTreeSet<String>>;

@@ -106,30 +106,25 @@ fn add_to_tag_index(mirror: &dyn Mirror, subject: &Digest, entry: &Descriptor) -
 /// the registry has one, else from the `sha256-<hex>` index.
 pub fn list_referrers(mirror: &dyn Mirror, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
     let from_api = match probe::registry(mirror) {
-        Some(registry) => registry
-            .block_on(
-                registry
-                    .client()
-                    .get_referrers(registry.repository(), subject, artifact_type),
-            )
-            .with_context(|| format!("listing the referrers of {subject} in {}", mirror.location()))?,
+        Some(registry) => registry.referrers(subject)?,
         None => None,
     };
-    let index = match from_api {
-        Some(bytes) => Some(bytes),
-        None => mirror.get_manifest(&referrers_tag(subject))?,
+    let found = match from_api {
+        Some(found) => found,
+        None => {
+            let Some(bytes) = mirror.get_manifest(&referrers_tag(subject))? else {
+                return Ok(Vec::new());
+            };
+            let index: Index = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "the referrers of {subject} in {} are not an image index",
+                    mirror.location()
+                )
+            })?;
+            index.manifests
+        }
     };
-    let Some(bytes) = index else {
-        return Ok(Vec::new());
-    };
-    let index: Index = serde_json::from_slice(&bytes).with_context(|| {
-        format!(
-            "the referrers of {subject} in {} are not an image index",
-            mirror.location()
-        )
-    })?;
-    Ok(index
-        .manifests
+    Ok(found
         .into_iter()
         .filter(|d| artifact_type.is_none_or(|t| d.extra.get("artifactType").and_then(|a| a.as_str()) == Some(t)))
         .collect())

@@ -383,6 +383,16 @@ impl ObjectStore for S3Store {
         }
     }
 
+    fn delete(&self, key: &str) -> Result<()> {
+        let key = self.full_key(key);
+        let delete = self.client.delete_object().bucket(&self.target.bucket).key(&key);
+        match self.block_on(delete.send())? {
+            Ok(_) => Ok(()),
+            Err(e) if error::kind(&e) == Kind::NotFound => Ok(()),
+            Err(e) => Err(self.target.describe(e, "deleting", &key)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let full = self.full_key(prefix);
         let strip = if self.target.prefix.is_empty() {
@@ -407,6 +417,7 @@ impl ObjectStore for S3Store {
                     Some(Listed {
                         key: o.key()?[strip..].to_owned(),
                         modified: o.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                        size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     })
                 }));
                 match page.next_continuation_token() {

@@ -27,6 +27,8 @@ pub struct Listed {
     pub key: String,
     /// When it was last written (a file's mtime, S3's `LastModified`), when the store says.
     pub modified: Option<SystemTime>,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// The small core a layout backend needs. Keys are `/`-separated paths relative to the
@@ -54,6 +56,9 @@ pub trait ObjectStore: Send + Sync {
     /// Writes `bytes` under `key` only if `pre` holds; `Ok(false)` when it did not
     /// (another writer got there first), so the caller re-reads and retries.
     fn write_if(&self, key: &str, bytes: &[u8], pre: &Precondition) -> Result<bool>;
+
+    /// Removes `key`; removing a missing object is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
 
     /// The objects under `prefix`, sorted by key, with their modification times (for
     /// rebuilding the index).

@@ -40,6 +40,8 @@ pub struct Stack {
     pub env: BTreeMap<String, String>,
     /// The `mirror:` URL from the stack file, if any.
     pub mirror: Option<String>,
+    /// The `upstreams:` mirrors from the stack file: read-only, consulted after the mirror.
+    pub upstreams: Vec<String>,
     /// Packages in dependency order (dependencies first).
     pub packages: Vec<Package>,
     /// The `images:` section.

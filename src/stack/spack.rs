@@ -292,6 +292,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         platform: crate::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
+        upstreams: Vec::new(),
         packages,
         images: BTreeMap::new(),
         status: Default::default(),

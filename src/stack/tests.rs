@@ -450,6 +450,22 @@ fn missing_top_level_fields() {
 }
 
 #[test]
+fn upstreams_are_listed_once_each_and_never_the_mirror() {
+    let stack = Fixture::new()
+        .load("name: t\nmirror: oci://r/pr\nupstreams: [oci://r/main, s3://b/x]\npackages: {}\n")
+        .unwrap();
+    assert_eq!(stack.upstreams, ["oci://r/main", "s3://b/x"]);
+    assert_eq!(
+        Fixture::new().error("name: t\nupstreams:\n  - oci://r/a\n  - oci://r/a\npackages: {}\n"),
+        "stack.yaml:4:5: `upstreams:` lists oci://r/a twice (or it is the `mirror:` itself)"
+    );
+    assert_eq!(
+        Fixture::new().error("name: t\nupstreams: [\"\"]\npackages: {}\n"),
+        "stack.yaml:2:13: an entry of `upstreams:` is empty"
+    );
+}
+
+#[test]
 fn missing_file_is_io_error() {
     let err = load(Path::new("/nonexistent/stack.yaml")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Io);

@@ -75,6 +75,8 @@ struct RawStack {
     /// `platforms: { linux/arm64: { env: {...} } }`: settings for one target platform.
     #[serde(default)]
     platforms: Entries<RawPlatform>,
+    #[serde(default)]
+    upstreams: Vec<Spanned<String>>,
     timeout: Option<Spanned<RawDuration>>,
     packages: Option<Entries<RawPackage>>,
     #[serde(default)]
@@ -442,6 +444,17 @@ impl<'a> Converter<'a> {
             }
             m => m.map(|m| m.value),
         };
+        let mut upstreams: Vec<String> = Vec::with_capacity(raw.upstreams.len());
+        for u in &raw.upstreams {
+            if u.value.trim().is_empty() {
+                return Err(self.err(ErrorKind::Invalid, pos(u), "an entry of `upstreams:` is empty"));
+            }
+            if upstreams.contains(&u.value) || mirror.as_ref() == Some(&u.value) {
+                let msg = format!("`upstreams:` lists {} twice (or it is the `mirror:` itself)", u.value);
+                return Err(self.err(ErrorKind::Invalid, pos(u), msg));
+            }
+            upstreams.push(u.value.clone());
+        }
         let raw_packages = raw.packages.ok_or_else(|| {
             self.err(
                 ErrorKind::Invalid,
@@ -563,6 +576,7 @@ impl<'a> Converter<'a> {
             platform,
             env,
             mirror,
+            upstreams,
             packages,
             images,
             status: raw_status,

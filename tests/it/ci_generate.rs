@@ -10,7 +10,7 @@ use stackci::digest::Digest;
 use stackci::generate::github::{GithubOptions, github_workflow};
 use stackci::generate::gitlab::{GitlabOptions, gitlab_pipeline};
 use stackci::plan::Plan;
-use stackci::stack::settings::{GithubSettings, GitlabSettings};
+use stackci::stack::settings::{CiSettings, GithubSettings, GitlabSettings};
 use stackci::stack::{Dep, DepKind, ImageSpec, Package, Recipe, Stack, StackKind};
 
 fn root() -> PathBuf {
@@ -93,6 +93,7 @@ fn empty_stack(name: &str) -> Stack {
         platform: stackci::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
+        upstreams: Vec::new(),
         packages: Vec::new(),
         images: BTreeMap::new(),
         status: Default::default(),
@@ -453,12 +454,14 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
             "runner_tags",
             "stack",
             "stage",
+            "upstreams",
             "version"
         ])
     );
     let values = BTreeMap::from([
         ("stack", "envs/stack.yaml"),
         ("mirror", "oci://registry.example.com/mirror"),
+        ("upstreams", "oci://registry.example.com/main"),
         ("image", "registry.example.com/stackci:0.1"),
         ("runner_tags", "[linux, big]"),
         ("version", "0.1.0"),
@@ -591,4 +594,57 @@ fn example_workflow_is_up_to_date() {
     if let Err(e) = stackci::generate::check::check(&path, &rendered, &opts.regenerate_command()) {
         panic!("{e}\n(or STACKCI_UPDATE_WORKFLOWS=1 cargo test --test it ci_generate::example_workflow)");
     }
+}
+
+/// The YAML code blocks of `docs/mirrors.md`, in order.
+fn mirrors_doc_blocks() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("docs/mirrors.md")).unwrap();
+    text.split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().to_string())
+        .collect()
+}
+
+/// docs/mirrors.md's PR-mirror-over-main pattern is valid as written: the `ci.github.env` it
+/// shows generates a workflow that passes the schema and actionlint, its promotion workflow
+/// passes too, and its `.gitlab-ci.yml` passes GitLab's schema.
+#[test]
+fn the_pr_mirror_workflows_in_docs_mirrors_md_are_valid() {
+    let blocks = mirrors_doc_blocks();
+    let github_env = blocks
+        .iter()
+        .find(|b| b.starts_with("ci:\n  github:"))
+        .expect("the ci.github block");
+    let parsed: serde_json::Value = serde_saphyr::from_str(github_env).unwrap();
+    let mut settings = CiSettings::default().github;
+    for (k, v) in parsed["ci"]["github"]["env"].as_object().unwrap() {
+        settings.env.insert(k.clone(), v.as_str().unwrap().to_string());
+    }
+    assert!(settings.env.contains_key("STACKCI_UPSTREAMS"));
+    let workflow = github_workflow(&small(), &GithubOptions::new("stack.yaml", settings)).unwrap();
+    assert!(
+        workflow.contains("STACKCI_UPSTREAMS: ${{ github.event_name == 'pull_request'"),
+        "{workflow}"
+    );
+    let promote = blocks
+        .iter()
+        .find(|b| b.starts_with("# .github/workflows/stackci-promote.yml"))
+        .unwrap();
+    let gitlab = blocks
+        .iter()
+        .find(|b| b.starts_with("include:\n  - component:"))
+        .unwrap();
+    assert!(promote.contains("stackci mirror copy") && gitlab.contains("stackci mirror copy"));
+    let dir = tempfile::tempdir().unwrap();
+    validate(
+        "workflow",
+        &write_all(
+            dir.path(),
+            &[("pr.yml".into(), workflow), ("promote.yml".into(), promote.clone())],
+        ),
+    );
+    validate(
+        "gitlab",
+        &write_all(dir.path(), &[("gitlab-ci.yml".into(), gitlab.clone())]),
+    );
 }

@@ -262,6 +262,23 @@ fn settings_reach_the_template() {
 }
 
 #[test]
+fn jobs_read_through_the_plans_upstreams() {
+    let s = small();
+    let mut p = plan(&s, &[]);
+    let v = parse(&gitlab_pipeline(&p, &s, &opts()).unwrap()[0].1);
+    assert!(v[".stackci"]["variables"].get("STACKCI_UPSTREAMS").is_none());
+    p.upstreams = vec!["oci://registry.example.com/main".into(), "s3://b/x".into()];
+    let v = parse(&gitlab_pipeline(&p, &s, &opts()).unwrap()[0].1);
+    assert_eq!(
+        v[".stackci"]["variables"]["STACKCI_UPSTREAMS"],
+        "oci://registry.example.com/main,s3://b/x"
+    );
+    p.upstreams = vec!["oci://u:hunter2@registry.example.com/main".into()];
+    let err = gitlab_pipeline(&p, &s, &opts()).unwrap_err().to_string();
+    assert!(err.contains("credentials") && !err.contains("hunter2"), "{err}");
+}
+
+#[test]
 fn bad_inputs_are_refused() {
     let s = small();
     let mut p = plan(&s, &[]);

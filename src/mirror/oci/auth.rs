@@ -356,6 +356,11 @@ impl Scope {
         Scope(vec![format!("repository:{repository}:pull,push")])
     }
 
+    /// Read and delete access to `repository` (token servers grant `delete` separately).
+    pub fn delete(repository: &str) -> Scope {
+        Scope(vec![format!("repository:{repository}:delete,pull")])
+    }
+
     /// Adds read access to another repository (the source of a cross-repository mount).
     pub fn and_pull(mut self, repository: &str) -> Scope {
         self.0.push(format!("repository:{repository}:pull"));

@@ -111,6 +111,18 @@ impl Client {
         Ok(Some(size.unwrap_or(0)))
     }
 
+    /// DELETE `/v2/<repo>/blobs/<digest>`: `Ok(false)` when the repository does not have it;
+    /// an error naming the setting when the registry refuses deletes.
+    pub async fn delete_blob(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        let req = Request::new(
+            Method::DELETE,
+            self.url(repository, &format!("blobs/{digest}")),
+            Scope::delete(repository),
+        );
+        let resp = self.send(&req).await?;
+        super::manifests::deleted(self, resp, &req, repository).await
+    }
+
     /// POST `/v2/<repo>/blobs/uploads/`: opens an upload session.
     pub async fn start_upload(&self, repository: &str) -> Result<Url> {
         let req = Request::new(

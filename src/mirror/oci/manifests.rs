@@ -144,6 +144,71 @@ impl Client {
         }
         Ok(digest)
     }
+
+    /// HEAD `/v2/<repo>/manifests/<tag or digest>`: the manifest's digest (from
+    /// `Docker-Content-Digest`), `None` when the tag or repository does not exist. A registry
+    /// that sends no digest header is asked with a GET, which computes it.
+    pub async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {
+        validate_reference(reference)?;
+        let req = Request::new(
+            Method::HEAD,
+            self.url(repository, &format!("manifests/{reference}")),
+            Scope::pull(repository),
+        )
+        .header(ACCEPT, accept());
+        let resp = self.send(&req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
+        match resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok())
+        {
+            Some(digest) => Ok(Some(digest)),
+            None => Ok(self.get_manifest(repository, reference).await?.map(|m| m.digest)),
+        }
+    }
+
+    /// DELETE `/v2/<repo>/manifests/<digest>`: removes the manifest and every tag naming it.
+    /// `Ok(false)` when the registry does not have it. A registry with deletes disabled
+    /// (405 `UNSUPPORTED`) is an error saying so.
+    pub async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool> {
+        let req = Request::new(
+            Method::DELETE,
+            self.url(repository, &format!("manifests/{digest}")),
+            Scope::delete(repository),
+        );
+        let resp = self.send(&req).await?;
+        deleted(self, resp, &req, repository).await
+    }
+}
+
+/// The outcome of a DELETE: `true` when done (202), `false` when there was nothing to
+/// delete (404), an error naming the setting when the registry refuses deletes (405).
+pub(crate) async fn deleted(client: &Client, resp: reqwest::Response, req: &Request, repository: &str) -> Result<bool> {
+    match resp.status() {
+        StatusCode::NOT_FOUND => Ok(false),
+        StatusCode::METHOD_NOT_ALLOWED => bail!(
+            "{} refused DELETE {}: deletes are disabled on this registry (docker-registry: \
+             storage.delete.enabled: true, or REGISTRY_STORAGE_DELETE_ENABLED=true)",
+            client.registry.host,
+            display_url(&req.url)
+        ),
+        _ => {
+            client
+                .expect(
+                    resp,
+                    req,
+                    &[StatusCode::ACCEPTED, StatusCode::OK, StatusCode::NO_CONTENT],
+                    repository,
+                )
+                .await?;
+            Ok(true)
+        }
+    }
 }
 
 #[cfg(test)]

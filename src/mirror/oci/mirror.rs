@@ -95,6 +95,13 @@ impl RegistryMirror {
         Ok(matches!(start, super::blobs::UploadStart::Mounted))
     }
 
+    /// The manifests the registry's referrers API lists for `digest` (`GET
+    /// /v2/<repo>/referrers/<digest>`); `None` when the registry has no referrers API.
+    pub fn referrers(&self, digest: &Digest) -> Result<Option<Vec<crate::spec::Descriptor>>> {
+        self.block_on(self.client.referrers(self.repository(), digest))
+            .with_context(|| format!("listing the referrers of {digest} in {}", self.location()))
+    }
+
     /// Pushes blobs [`ClientOptions::jobs`] at a time, each skipped when present (see
     /// [`Client::push_blobs`]); results in input order. Sources are read in place or from
     /// memory (see [`Mirror::put_blob`] for other sources).
@@ -120,12 +127,30 @@ impl RegistryMirror {
         push: impl FnOnce(&dyn BlobSource) -> Result<T>,
     ) -> Result<T> {
         let what = || format!("pushing blob {digest} ({}) to {}", describe(source), self.location());
-        if source.path().is_none() && source.size() > IN_MEMORY_MAX {
-            let local = local_file(source, Some(digest)).with_context(what)?;
-            push(&FileSource::new(local.path(), source.size())).with_context(what)
-        } else {
-            push(source).with_context(what)
+        if source.path().is_some() {
+            return push(source).with_context(what);
         }
+        // A source without a file is read here, on this plain thread, not inside the
+        // upload's async task: it may itself be another network mirror (S3, a registry),
+        // which blocks on the shared runtime.
+        if source.size() > IN_MEMORY_MAX {
+            let local = local_file(source, Some(digest)).with_context(what)?;
+            return push(&FileSource::new(local.path(), source.size())).with_context(what);
+        }
+        let mut bytes = Vec::with_capacity(source.size() as usize);
+        source
+            .open()
+            .and_then(|mut r| Ok(r.read_to_end(&mut bytes)?))
+            .with_context(what)?;
+        if bytes.len() as u64 != source.size() {
+            return Err(anyhow::anyhow!(
+                "a blob source gave {} bytes, expected {}",
+                bytes.len(),
+                source.size()
+            ))
+            .with_context(what);
+        }
+        push(&bytes).with_context(what)
     }
 }
 
@@ -174,16 +199,41 @@ impl Mirror for RegistryMirror {
         })
     }
 
-    fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+    fn get_manifest(&self, reference: &str) -> Result<Option<Vec<u8>>> {
         let manifest = self
-            .block_on(self.client.get_manifest(self.repository(), tag))
-            .with_context(|| format!("reading manifest {tag} from {}", self.location()))?;
+            .block_on(self.client.get_manifest(self.repository(), reference))
+            .with_context(|| format!("reading manifest {reference} from {}", self.location()))?;
         Ok(manifest.map(|m| m.bytes))
     }
 
-    fn put_manifest(&self, tag: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
-        self.block_on(self.client.put_manifest(self.repository(), tag, media_type, manifest))
-            .with_context(|| format!("pushing manifest {tag} to {}", self.location()))
+    fn put_manifest(&self, reference: &str, media_type: &str, manifest: &[u8]) -> Result<Digest> {
+        self.block_on(
+            self.client
+                .put_manifest(self.repository(), reference, media_type, manifest),
+        )
+        .with_context(|| format!("pushing manifest {reference} to {}", self.location()))
+    }
+
+    fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        self.block_on(self.client.manifest_digest(self.repository(), reference))
+            .with_context(|| format!("checking manifest {reference} in {}", self.location()))
+    }
+
+    fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        self.block_on(self.client.delete_blob(self.repository(), digest))
+            .with_context(|| format!("deleting blob {digest} from {}", self.location()))?;
+        Ok(())
+    }
+
+    /// Deletes the manifest by digest (registries delete by digest; every tag naming it goes
+    /// too), after checking that a tag `reference` still names it.
+    fn delete_manifest(&self, reference: &str, digest: &Digest) -> Result<bool> {
+        let what = || format!("deleting manifest {reference} ({digest}) from {}", self.location());
+        if !reference.contains(':') && self.manifest_digest(reference).with_context(what)?.as_ref() != Some(digest) {
+            return Ok(false);
+        }
+        self.block_on(self.client.delete_manifest(self.repository(), digest))
+            .with_context(what)
     }
 
     fn list_tags(&self) -> Result<BTreeSet<String>> {

@@ -1,22 +1,27 @@
-//! The OCI 1.1 referrers protocol steps: pushing a manifest with a `subject` by digest
-//! (and learning from `OCI-Subject` whether the registry indexed it), and
-//! `GET /v2/<repo>/referrers/<digest>`. Registries without the API (docker-registry 2.8,
-//! GHCR) answer the GET with 404; [`crate::mirror::referrers`] then falls back to the
-//! referrers tag schema.
+//! The referrers API (`GET /v2/<repo>/referrers/<digest>`, distribution spec 1.1): the
+//! manifests whose `subject` is a given manifest (signatures, SBOMs). Registries without it
+//! answer 404; their clients use the `sha256-<hex>` tag schema instead. Also pushing a
+//! manifest with a `subject` by digest, learning from `OCI-Subject` whether the registry
+//! indexed it.
 
-use anyhow::{Result, bail};
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LINK};
 use reqwest::{Method, StatusCode};
 
 use super::auth::Scope;
 use super::client::{Body, Client, Request};
+use super::tags::next_link;
 use super::transport::{display_url, read_limited};
 use crate::digest::Digest;
-use crate::spec::INDEX_MEDIA_TYPE;
+use crate::spec::{Descriptor, INDEX_MEDIA_TYPE, Index};
 
-/// Largest referrers list read (an image index; the spec suggests 4 MiB pages).
-const MAX_INDEX: usize = 4 * 1024 * 1024;
+/// Largest page body accepted.
+const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Most pages read before assuming the registry loops.
+const MAX_PAGES: usize = 1000;
 
 impl Client {
     /// PUT `/v2/<repo>/manifests/<digest>`: stores an untagged manifest. Returns whether
@@ -38,29 +43,45 @@ impl Client {
         Ok(resp.headers().contains_key("oci-subject"))
     }
 
-    /// GET `/v2/<repo>/referrers/<digest>[?artifactType=T]`: the referrers index, or `None`
-    /// when the registry has no referrers API (404).
-    pub async fn get_referrers(
-        &self,
-        repository: &str,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Option<Vec<u8>>> {
-        let mut url = self.url(repository, &format!("referrers/{subject}"));
-        if let Some(t) = artifact_type {
-            url.query_pairs_mut().append_pair("artifactType", t);
+    /// The descriptors the referrers API lists for `digest`, across `Link` pages; `None`
+    /// when the registry does not implement the API (404: the spec forbids a 404 from a
+    /// registry that does).
+    pub async fn referrers(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        let mut url = self.url(repository, &format!("referrers/{digest}"));
+        let mut found = Vec::new();
+        let mut seen = BTreeSet::new();
+        for _ in 0..MAX_PAGES {
+            if !seen.insert(url.to_string()) {
+                bail!(
+                    "the referrers of {digest} on {} link back to a page already read",
+                    self.registry.host
+                );
+            }
+            let req = Request::new(Method::GET, url.clone(), Scope::pull(repository))
+                .header(ACCEPT, HeaderValue::from_static(INDEX_MEDIA_TYPE));
+            let resp = self.send(&req).await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
+            let next = resp
+                .headers()
+                .get_all(LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| next_link(v, &url));
+            let body = read_limited(resp, MAX_PAGE_BYTES).await?;
+            let page: Index = serde_json::from_slice(&body)
+                .with_context(|| format!("bad referrers list from {}", display_url(&url)))?;
+            found.extend(page.manifests);
+            match next {
+                Some(next) => url = next,
+                None => return Ok(Some(found)),
+            }
         }
-        let req = Request::new(Method::GET, url, Scope::pull(repository))
-            .header(ACCEPT, HeaderValue::from_static(INDEX_MEDIA_TYPE));
-        let resp = self.send(&req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
-        let body = read_limited(resp, MAX_INDEX).await?;
-        if serde_json::from_slice::<serde_json::Value>(&body).is_err() {
-            bail!("{} answered a referrers list that is not JSON", display_url(&req.url));
-        }
-        Ok(Some(body))
+        bail!(
+            "the referrers of {digest} on {} have more than {MAX_PAGES} pages",
+            self.registry.host
+        )
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod packages;
 pub mod registry;
 pub mod s3;
 
