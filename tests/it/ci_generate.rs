@@ -617,6 +617,7 @@ fn the_pr_mirror_workflows_in_docs_mirrors_md_are_valid() {
         .expect("the ci.github block");
     let parsed: serde_json::Value = serde_saphyr::from_str(github_env).unwrap();
     let mut settings = CiSettings::default().github;
+    settings.action = parsed["ci"]["github"]["action"].as_str().unwrap().to_string();
     for (k, v) in parsed["ci"]["github"]["env"].as_object().unwrap() {
         settings.env.insert(k.clone(), v.as_str().unwrap().to_string());
     }
