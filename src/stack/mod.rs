@@ -12,6 +12,7 @@ pub mod hash;
 mod model;
 pub mod settings;
 mod spack;
+pub mod spack_env;
 pub mod tree;
 mod yaml;
 

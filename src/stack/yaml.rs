@@ -21,6 +21,8 @@ use super::tree::tree_digest;
 use super::{Dep, DepKind, ImageSpec, Package, Recipe, Source, Stack, StackKind, dag, duration, prefix_var};
 use crate::digest::Digest;
 
+mod spack_section;
+
 /// The store root when `store:` is not given.
 pub const DEFAULT_STORE: &str = "/opt/stackci";
 
@@ -77,6 +79,15 @@ struct RawStack {
     status: super::settings::StatusConfig,
     #[serde(default)]
     ci: super::settings::CiSettings,
+    spack: Option<Spanned<spack_section::RawSpack>>,
+}
+
+/// The stack-wide settings both kinds of stack share.
+struct Common {
+    store: PathBuf,
+    env: BTreeMap<String, String>,
+    timeout: Option<Duration>,
+    mirror: Option<String>,
 }
 
 /// One entry of `packages:`.
@@ -369,47 +380,28 @@ impl<'a> Converter<'a> {
     }
 
     fn convert(&self, raw: RawStack) -> Result<Stack, StackError> {
+        if raw.spack.is_some() {
+            return self.convert_spack(raw);
+        }
         let raw_status = raw.status.clone();
         let raw_ci = raw.ci.clone();
         let name = raw
             .name
+            .as_ref()
             .ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
-        if !valid_name(&name.value) {
-            return Err(self.err(
-                ErrorKind::Invalid,
-                pos(&name),
-                format!("invalid stack name `{}`: {NAME_RULE}", name.value),
-            ));
-        }
-        let store = match raw.store {
-            None => PathBuf::from(DEFAULT_STORE),
-            Some(s) => {
-                let p = Path::new(&s.value);
-                if !p.is_absolute() {
-                    let msg = format!("`store: {}` must be an absolute path", s.value);
-                    return Err(self.err(ErrorKind::Invalid, pos(&s), msg));
-                }
-                // Prefixes and the receipts under `<store>/.stackci` must be where they read.
-                if p.components().any(|c| c == Component::ParentDir) {
-                    let msg = format!("`store: {}` must not contain `..` components", s.value);
-                    return Err(self.err(ErrorKind::Invalid, pos(&s), msg));
-                }
-                normalize(p)
-            }
-        };
-        let env = self.env(&raw.env, None)?;
-        let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
-        let mirror = match raw.mirror {
-            Some(m) if m.value.trim().is_empty() => {
-                return Err(self.err(ErrorKind::Invalid, pos(&m), "`mirror:` is empty"));
-            }
-            m => m.map(|m| m.value),
-        };
+        self.check_stack_name(name)?;
+        let name = name.clone();
+        let Common {
+            store,
+            env,
+            timeout,
+            mirror,
+        } = self.common(&raw)?;
         let raw_packages = raw.packages.ok_or_else(|| {
             self.err(
                 ErrorKind::Invalid,
                 None,
-                "missing `packages:` (an empty stack is `packages: {}`)",
+                "missing `packages:` (an empty stack is `packages: {}`; a Spack environment is `spack: { env: DIR }`)",
             )
         })?;
 
@@ -529,9 +521,56 @@ impl<'a> Converter<'a> {
             images,
             status: raw_status,
             ci: raw_ci,
+            spack: None,
         };
         self.prefix_vars(&stack, &spots)?;
         Ok(stack)
+    }
+
+    /// Checks the stack's `name:`.
+    fn check_stack_name(&self, name: &Spanned<String>) -> Result<(), StackError> {
+        if valid_name(&name.value) {
+            return Ok(());
+        }
+        Err(self.err(
+            ErrorKind::Invalid,
+            pos(name),
+            format!("invalid stack name `{}`: {NAME_RULE}", name.value),
+        ))
+    }
+
+    /// The stack-wide settings: `store:`, `env:`, `timeout:`, `mirror:`.
+    fn common(&self, raw: &RawStack) -> Result<Common, StackError> {
+        let store = match &raw.store {
+            None => PathBuf::from(DEFAULT_STORE),
+            Some(s) => {
+                let p = Path::new(&s.value);
+                if !p.is_absolute() {
+                    let msg = format!("`store: {}` must be an absolute path", s.value);
+                    return Err(self.err(ErrorKind::Invalid, pos(s), msg));
+                }
+                // Prefixes and the receipts under `<store>/.stackci` must be where they read.
+                if p.components().any(|c| c == Component::ParentDir) {
+                    let msg = format!("`store: {}` must not contain `..` components", s.value);
+                    return Err(self.err(ErrorKind::Invalid, pos(s), msg));
+                }
+                normalize(p)
+            }
+        };
+        let env = self.env(&raw.env, None)?;
+        let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
+        let mirror = match &raw.mirror {
+            Some(m) if m.value.trim().is_empty() => {
+                return Err(self.err(ErrorKind::Invalid, pos(m), "`mirror:` is empty"));
+            }
+            m => m.as_ref().map(|m| m.value.clone()),
+        };
+        Ok(Common {
+            store,
+            env,
+            timeout,
+            mirror,
+        })
     }
 
     /// Fails when two packages of one build environment would set the same `<NAME>_PREFIX`

@@ -87,6 +87,7 @@ fn empty_stack(name: &str) -> Stack {
         images: BTreeMap::new(),
         status: Default::default(),
         ci: Default::default(),
+        spack: None,
     }
 }
 

