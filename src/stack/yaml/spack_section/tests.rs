@@ -206,7 +206,10 @@ fn lockfile_errors_name_the_lockfile() {
             r#"{ "version": "unknown" }"#,
             "unreadable Spack version in `spack.version`: `unknown` (expected a version like 0.22.1)",
         ),
-        (r#"{ "version": 22 }"#, "unreadable Spack version in `spack.version`: `22` is not a string"),
+        (
+            r#"{ "version": 22 }"#,
+            "unreadable Spack version in `spack.version`: `22` is not a string (expected a version like 0.22.1)",
+        ),
         (
             r#"{ "version": "0.22.1", "commit": "not hex" }"#,
             "unreadable Spack commit in `spack.commit`: `\"not hex\"` (expected hexadecimal)",
