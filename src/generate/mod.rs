@@ -9,5 +9,5 @@ pub mod check;
 pub mod github;
 pub mod gitlab;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod yaml;
