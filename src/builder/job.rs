@@ -101,7 +101,11 @@ pub fn install_build_deps(
         let _lock = prefix_lock(stack, d)?;
         let layer = image.own_layer()?;
         let unpacked = receipts.ensure(mirror, &layer, &stack.prefix(d), settings.max_layer_size)?;
-        let how = if unpacked { "unpacked from" } else { "already in the store, from" };
+        let how = if unpacked {
+            "unpacked from"
+        } else {
+            "already in the store, from"
+        };
         on_line(&format!(
             "stackci: dependency {tag}: {how} {} ({})",
             mirror.location(),

@@ -139,10 +139,7 @@ pub fn environment(
         }
     }
     let path = var(env_vars::PATH).unwrap_or_else(|| BASE_PATH.to_string());
-    env.insert(
-        "PATH".into(),
-        format!("{}:{path}", spack.root.join("bin").display()),
-    );
+    env.insert("PATH".into(), format!("{}:{path}", spack.root.join("bin").display()));
     let home = var(env_vars::HOME).unwrap_or_else(|| home.display().to_string());
     env.insert("HOME".into(), home);
     env.insert("TMPDIR".into(), tmp.display().to_string());
@@ -215,15 +212,9 @@ pub fn install(
     for d in [&home, &tmp] {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let env = environment(
-        stack,
-        i,
-        &spack,
-        &home,
-        &tmp,
-        build.source_date_epoch,
-        &|n| env_vars::var(n),
-    );
+    let env = environment(stack, i, &spack, &home, &tmp, build.source_date_epoch, &|n| {
+        env_vars::var(n)
+    });
     let mut log = File::create(build.log).with_context(|| format!("creating log {}", build.log.display()))?;
     for line in preamble {
         writeln!(log, "{line}").with_context(|| format!("writing log {}", build.log.display()))?;
@@ -304,7 +295,10 @@ pub fn install(
             .find(|l| l.contains("Error:"))
             .map(|l| format!(": {}", l.trim_start_matches("==> ").trim()))
             .unwrap_or_default();
-        bail!("spack install failed ({status}){last}; log: {}{kept}", build.log.display());
+        bail!(
+            "spack install failed ({status}){last}; log: {}{kept}",
+            build.log.display()
+        );
     }
     check_prefix(stack, i)
 }
@@ -393,10 +387,10 @@ pub fn uninstalled(line: &str) -> Option<String> {
 /// stage, which is removed with the build directory) next to stackci's log; returns a note
 /// for the error message.
 fn keep_spack_log(errors: &[String], log: &Path, tag: &str) -> String {
-    let Some(src) = errors
-        .iter()
-        .find_map(|l| l.split_once("See build log for details:").map(|(_, p)| p.trim().to_string()))
-    else {
+    let Some(src) = errors.iter().find_map(|l| {
+        l.split_once("See build log for details:")
+            .map(|(_, p)| p.trim().to_string())
+    }) else {
         return String::new();
     };
     let dest = log.with_file_name(format!("{tag}.spack-build-out.txt"));

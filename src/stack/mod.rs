@@ -9,6 +9,7 @@ pub mod dag;
 pub mod duration;
 mod error;
 pub mod hash;
+pub mod job_rules;
 mod model;
 pub mod settings;
 mod spack;

@@ -323,7 +323,9 @@ fn spack_meta(
     // The key inside the `spack` entry when it is there, else the entry itself.
     let at = |key: &[u8]| {
         let start = find(bytes, b"\"spack\"")?;
-        let rel = meta.get(std::str::from_utf8(&key[1..key.len() - 1]).ok()?).and_then(|_| find(&bytes[start..], key));
+        let rel = meta
+            .get(std::str::from_utf8(&key[1..key.len() - 1]).ok()?)
+            .and_then(|_| find(&bytes[start..], key));
         Some(Position::of_offset(bytes, start + rel.unwrap_or(0)))
     };
     let unreadable = |what: String| {

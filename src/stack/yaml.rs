@@ -565,6 +565,7 @@ impl<'a> Converter<'a> {
             }
             m => m.as_ref().map(|m| m.value.clone()),
         };
+        super::job_rules::Rules::new(&raw.ci.mapping).map_err(|e| self.err(ErrorKind::Invalid, None, e.to_string()))?;
         Ok(Common {
             store,
             env,

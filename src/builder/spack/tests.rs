@@ -145,7 +145,15 @@ fn spack_sees_only_the_allow_list_and_what_the_stack_names() {
     assert!(!all.contains("secret"), "a secret reached Spack: {all}");
 
     // Without PATH and HOME: the base PATH and the build's own home.
-    let got = environment(&stack, 0, &spack, Path::new("/b/home"), Path::new("/b/tmp"), 0, &vars(&[]));
+    let got = environment(
+        &stack,
+        0,
+        &spack,
+        Path::new("/b/home"),
+        Path::new("/b/tmp"),
+        0,
+        &vars(&[]),
+    );
     assert_eq!(got["PATH"], format!("/opt/spack/bin:{BASE_PATH}"));
     assert_eq!(got["HOME"], "/b/home");
 }
@@ -180,7 +188,11 @@ fn spack_refusing_to_build_dependencies_is_recognised() {
         uninstalled(line).as_deref(),
         Some("`libcrc-1.2.0-ntue36enptuescncqhxgd5tzz4ypcmui`, `gcc-runtime-12.2.0-75b4t5r`")
     );
-    let other = "==> Error: Cannot proceed with crcgen-1.0-bifxvcn: 1 uninstalled dependency: gcc-runtime-12.2.0-75b4t5r";
+    let other =
+        "==> Error: Cannot proceed with crcgen-1.0-bifxvcn: 1 uninstalled dependency: gcc-runtime-12.2.0-75b4t5r";
     assert_eq!(uninstalled(other).as_deref(), Some("`gcc-runtime-12.2.0-75b4t5r`"));
-    assert_eq!(uninstalled("==> Error: ProcessError: Command exited with status 2"), None);
+    assert_eq!(
+        uninstalled("==> Error: ProcessError: Command exited with status 2"),
+        None
+    );
 }

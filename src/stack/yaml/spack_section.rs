@@ -39,7 +39,8 @@ impl Converter<'_> {
         let s = section.value;
         if let Some(packages) = &raw.packages {
             let first = packages.0.first().and_then(|(k, _)| pos(k));
-            let msg = "`packages:` and `spack:` exclude each other: a Spack stack's packages are the specs of its spack.lock";
+            let msg =
+                "`packages:` and `spack:` exclude each other: a Spack stack's packages are the specs of its spack.lock";
             return Err(self.err(ErrorKind::Invalid, first.or(at), msg));
         }
         let env = s.env.ok_or_else(|| {
@@ -91,7 +92,11 @@ impl Converter<'_> {
             }
         }
         let mut spack_env = stack.spack.take().ok_or_else(|| {
-            self.err(ErrorKind::Invalid, pos(&env), "the lockfile did not load as a Spack environment")
+            self.err(
+                ErrorKind::Invalid,
+                pos(&env),
+                "the lockfile did not load as a Spack environment",
+            )
         })?;
         spack_env.dir = dir;
         spack_env.lock = lock;
@@ -183,7 +188,9 @@ impl Converter<'_> {
                 if count.get(p.value.as_str()).is_some_and(|&n| n > 1) {
                     let msg = format!(
                         "image `{}`: {} specs of the lockfile are named `{}`: name one by its tag (`name-version-hash`) or hash",
-                        key.value, count[p.value.as_str()], p.value
+                        key.value,
+                        count[p.value.as_str()],
+                        p.value
                     );
                     return Err(self.err(ErrorKind::Invalid, pos(p), msg));
                 }

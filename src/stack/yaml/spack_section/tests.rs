@@ -93,7 +93,10 @@ status: { github: octo/stack }
     let dir = fx.0.path();
     assert_eq!(stack.name, "tutorial");
     assert_eq!(stack.store, Path::new("/opt/tutorial"));
-    assert_eq!(stack.dir, dir, "state and relative paths belong to the stack.yaml directory");
+    assert_eq!(
+        stack.dir, dir,
+        "state and relative paths belong to the stack.yaml directory"
+    );
     assert_eq!(stack.path, path);
     assert_eq!(stack.mirror.as_deref(), Some("oci://registry.example.com/mirror"));
     assert_eq!(stack.env["FOO"], "bar");
@@ -115,7 +118,10 @@ status: { github: octo/stack }
     assert_eq!(spack.dir, dir.join("envs/demo"));
     assert_eq!(spack.lock, dir.join("envs/demo/spack.lock"));
     assert_eq!(spack.version.as_deref(), Some("0.22.1"));
-    assert_eq!(spack.commit.as_deref(), Some("5fe93fee1eec46a0750bd340198bffcb92ff9eec"));
+    assert_eq!(
+        spack.commit.as_deref(),
+        Some("5fe93fee1eec46a0750bd340198bffcb92ff9eec")
+    );
     assert_eq!(spack.settings.root.as_deref(), Some(dir.join("tools/spack").as_path()));
     assert_eq!(spack.settings.pass_env, ["LM_LICENSE_FILE"]);
     assert_eq!(spack.settings.install_flags, ["--no-check-signature"]);
@@ -130,7 +136,10 @@ fn a_minimal_spack_section_and_a_bare_lock() {
     assert_eq!(stack.name, "demo", "named after the environment directory");
     assert_eq!(stack.store, Path::new(crate::stack::DEFAULT_STORE));
     let spack = stack.spack.as_ref().unwrap();
-    assert_eq!(spack.git_ref().as_deref(), Some("5fe93fee1eec46a0750bd340198bffcb92ff9eec"));
+    assert_eq!(
+        spack.git_ref().as_deref(),
+        Some("5fe93fee1eec46a0750bd340198bffcb92ff9eec")
+    );
     assert_eq!(spack.settings, Default::default());
 
     let bare = load(&fx.0.path().join("envs/demo/spack.lock")).unwrap();
@@ -141,7 +150,11 @@ fn a_minimal_spack_section_and_a_bare_lock() {
 
     let old = Fixture::new(None);
     let stack = load(&old.0.path().join("envs/demo/spack.lock")).unwrap();
-    assert_eq!(stack.spack.as_ref().unwrap().version, None, "version 4 files record no Spack");
+    assert_eq!(
+        stack.spack.as_ref().unwrap().version,
+        None,
+        "version 4 files record no Spack"
+    );
 }
 
 #[test]
@@ -188,7 +201,10 @@ fn spack_section_errors() {
             "spack: { env: envs/demo }\nimages:\n  c:\n    packages: [helo]\n",
             "stack.yaml:4:16: image `c`: unknown package `helo` (did you mean `hello`?)",
         ),
-        ("name: Bad\nspack: { env: envs/demo }\n", "stack.yaml:1:7: invalid stack name `Bad`"),
+        (
+            "name: Bad\nspack: { env: envs/demo }\n",
+            "stack.yaml:1:7: invalid stack name `Bad`",
+        ),
     ];
     for (yaml, want) in cases {
         let got = fx.error(&fx.stack(yaml));
@@ -201,7 +217,10 @@ fn spack_section_errors() {
 #[test]
 fn lockfile_errors_name_the_lockfile() {
     for (meta, want) in [
-        (r#"{ "type": "git" }"#, "unreadable Spack version in `spack.version`: missing (expected a version like 0.22.1)"),
+        (
+            r#"{ "type": "git" }"#,
+            "unreadable Spack version in `spack.version`: missing (expected a version like 0.22.1)",
+        ),
         (
             r#"{ "version": "unknown" }"#,
             "unreadable Spack version in `spack.version`: `unknown` (expected a version like 0.22.1)",
