@@ -271,15 +271,13 @@ pub fn install(
     install.extend(env_dir.settings.install_flags.iter().cloned());
     install.push(format!("/{}", pkg.hash));
     note(&mut log, on_line, format!("stackci: spack {}", shown(&base, &install)))?;
-    let mut errors: Vec<String> = Vec::new();
+    let mut found = Findings::default();
     let status = run.run(command(&install), &mut log, &mut |line| {
-        if line.contains("Error:") || line.contains("See build log for details:") {
-            errors.push(line.to_string());
-        }
+        found.feed(line);
         on_line(line)
     })?;
     if !status.success() {
-        if let Some(deps) = errors.iter().find_map(|l| uninstalled(l)) {
+        if let Some(deps) = found.errors.iter().find_map(|l| uninstalled(l)) {
             bail!(
                 "Spack would also build {deps} to install `{tag}`: stackci builds one package per job, \
                  its dependencies unpacked from the mirror, and Spack does not count them as installed in {} \
@@ -288,15 +286,20 @@ pub fn install(
                 build.log.display()
             );
         }
-        let kept = keep_spack_log(&errors, build.log, &tag);
-        let last = errors
-            .iter()
-            .rev()
-            .find(|l| l.contains("Error:"))
-            .map(|l| format!(": {}", l.trim_start_matches("==> ").trim()))
+        let kept = found
+            .build_log
+            .as_deref()
+            .and_then(|src| keep_spack_log(src, build.log, &tag))
+            .map(|p| format!(" (Spack's build log: {})", p.display()))
+            .unwrap_or_default();
+        let last = found.errors.last().map(|l| format!(": {l}")).unwrap_or_default();
+        let first = found
+            .first_marked
+            .as_deref()
+            .map(|l| format!("; first error in the build log: {l}"))
             .unwrap_or_default();
         bail!(
-            "spack install failed ({status}){last}; log: {}{kept}",
+            "spack install failed ({status}){last}{first}; log: {}{kept}",
             build.log.display()
         );
     }
@@ -383,21 +386,72 @@ pub fn uninstalled(line: &str) -> Option<String> {
     (!names.is_empty()).then(|| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
 }
 
-/// Copies the build log Spack names on failure ("See build log for details: FILE", in the
-/// stage, which is removed with the build directory) next to stackci's log; returns a note
-/// for the error message.
-fn keep_spack_log(errors: &[String], log: &Path, tag: &str) -> String {
-    let Some(src) = errors.iter().find_map(|l| {
-        l.split_once("See build log for details:")
-            .map(|(_, p)| p.trim().to_string())
-    }) else {
-        return String::new();
-    };
-    let dest = log.with_file_name(format!("{tag}.spack-build-out.txt"));
-    match fs::copy(&src, &dest) {
-        Ok(_) => format!(" (Spack's build log: {})", dest.display()),
-        Err(_) => String::new(),
+/// What a failed `spack install` said, gathered from its output lines: its `Error:` lines
+/// (with the indented line that completes one ending in `:`), the build log it names
+/// ("See build log for details:" and the path, on the same or the next line), and the
+/// first line its build-log excerpt marks with `>>`.
+#[derive(Debug, Default)]
+struct Findings {
+    errors: Vec<String>,
+    build_log: Option<String>,
+    first_marked: Option<String>,
+    pending: Option<Pending>,
+}
+
+/// What the next non-empty line completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Error,
+    BuildLog,
+}
+
+impl Findings {
+    fn feed(&mut self, line: &str) {
+        let text = line.trim();
+        if let Some(p) = self.pending.take() {
+            if text.is_empty() {
+                self.pending = Some(p);
+                return;
+            }
+            match p {
+                Pending::Error => {
+                    if let Some(last) = self.errors.last_mut() {
+                        last.push(' ');
+                        last.push_str(text);
+                    }
+                }
+                Pending::BuildLog => self.build_log = Some(text.to_string()),
+            }
+            return;
+        }
+        if let Some((_, rest)) = text.split_once("See build log for details:") {
+            match rest.trim() {
+                "" => self.pending = Some(Pending::BuildLog),
+                path => self.build_log = Some(path.to_string()),
+            }
+        } else if text.contains("Error:") {
+            let error = text.trim_start_matches("==> ").to_string();
+            if error.ends_with(':') {
+                self.pending = Some(Pending::Error);
+            }
+            self.errors.push(error);
+        } else if self.first_marked.is_none()
+            && let Some(rest) = text.strip_prefix(">>")
+        {
+            let rest = rest
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim();
+            self.first_marked = Some(rest.to_string());
+        }
     }
+}
+
+/// Copies the build log Spack named (in the stage, which goes with the build directory)
+/// next to stackci's log, as `<tag>.spack-build-out.txt`; returns where, when it could.
+fn keep_spack_log(src: &str, log: &Path, tag: &str) -> Option<PathBuf> {
+    let dest = log.with_file_name(format!("{tag}.spack-build-out.txt"));
+    fs::copy(src, &dest).ok().map(|_| dest)
 }
 
 /// Checks that Spack installed package `i` at its stackci prefix.

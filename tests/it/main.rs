@@ -20,6 +20,7 @@ mod registry_e2e;
 mod run;
 mod s3_e2e;
 mod s3_store;
+mod spack;
 mod stack;
 mod status;
 mod status_run;

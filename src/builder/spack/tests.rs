@@ -196,3 +196,30 @@ fn spack_refusing_to_build_dependencies_is_recognised() {
         None
     );
 }
+
+#[test]
+fn a_failed_install_is_summed_up_from_its_output() {
+    let out = "==> hello: Executing phase: 'install'
+make: *** No rule to make target 'no-such-target'.  Stop.
+==> Error: ProcessError: Command exited with status 2:
+    'make' '-j2' 'no-such-target'
+
+1 error found in build log:
+     7    ==> [2026-12-01-18:31:49.570766] 'make' '-j2' 'no-such-target'
+  >> 8    make: *** No rule to make target 'no-such-target'.  Stop.
+
+See build log for details:
+  /stage/spack-build-out.txt
+";
+    let mut f = Findings::default();
+    out.lines().for_each(|l| f.feed(l));
+    assert_eq!(
+        f.errors,
+        ["Error: ProcessError: Command exited with status 2: 'make' '-j2' 'no-such-target'"]
+    );
+    assert_eq!(
+        f.first_marked.as_deref(),
+        Some("make: *** No rule to make target 'no-such-target'.  Stop.")
+    );
+    assert_eq!(f.build_log.as_deref(), Some("/stage/spack-build-out.txt"));
+}
