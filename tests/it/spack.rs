@@ -149,7 +149,7 @@ fn a_spack_environment_runs_builds_one_package_alone_installs_and_makes_a_runnab
 
     // install: the runtime closure under a root, complete without the store.
     let root = tmp.path().join("root");
-    ok(&mut stackci_in(&project, &mirror, &["install", "hello", "--root"]).arg(&root));
+    ok(stackci_in(&project, &mirror, &["install", "hello", "--root"]).arg(&root));
     std::fs::remove_dir_all(&store).unwrap();
     let under = |t: &str| root.join(store.strip_prefix("/").unwrap()).join(t);
     let libs: Vec<String> = tags(&project, &["libreport", "libcrc", "gcc-runtime"])
