@@ -21,6 +21,7 @@ mod run;
 mod s3_e2e;
 mod s3_store;
 mod spack;
+mod spack_gitlab;
 mod stack;
 mod status;
 mod status_run;
