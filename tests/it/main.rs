@@ -6,6 +6,7 @@ mod common;
 mod status_support;
 
 mod ci_generate;
+mod ci_setup;
 mod cli;
 mod credentials;
 mod gitlab_e2e;
