@@ -487,6 +487,8 @@ fn shown(base: &[String], extra: &[String]) -> String {
         .map(|a| {
             if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
                 a.clone()
+            } else if a.contains('\'') && !a.contains(['"', '$', '`', '\\', '!']) {
+                format!("\"{a}\"")
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
             }

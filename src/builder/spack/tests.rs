@@ -174,9 +174,10 @@ fn configuration_goes_on_the_command_line() {
             "config:source_cache:/s/cache/spack-sources",
         ]
     );
+    assert_eq!(shown(&args[4..6], &[]), "-c 'config:build_stage:[/s/build/x/stage]'");
     assert_eq!(
         shown(&args[2..4], &["reindex".to_string()]),
-        r"-c 'config:install_tree:projections:all:'\''{name}-{version}-{hash}'\''' reindex"
+        r#"-c "config:install_tree:projections:all:'{name}-{version}-{hash}'" reindex"#
     );
 }
 
