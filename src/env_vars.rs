@@ -19,6 +19,20 @@ pub const STACKCI_MAX_LAYER_SIZE: &str = "STACKCI_MAX_LAYER_SIZE";
 pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
 /// Registry password or token, with [`STACKCI_REGISTRY_USERNAME`].
 pub const STACKCI_REGISTRY_PASSWORD: &str = "STACKCI_REGISTRY_PASSWORD";
+/// The private key every pushed package and image is signed with: a path, or the PEM
+/// itself (as a CI variable holds it). cosign's encrypted format, PKCS#8 or SEC1.
+pub const STACKCI_SIGNING_KEY: &str = "STACKCI_SIGNING_KEY";
+/// Password of an encrypted [`STACKCI_SIGNING_KEY`] (default: [`COSIGN_PASSWORD`], else empty).
+pub const STACKCI_SIGNING_PASSWORD: &str = "STACKCI_SIGNING_PASSWORD";
+/// cosign's password variable, read when [`STACKCI_SIGNING_PASSWORD`] is not set.
+pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// Trusted public keys, comma-separated paths; replaces the stack's `trust: { keys: }`.
+pub const STACKCI_TRUST_KEYS: &str = "STACKCI_TRUST_KEYS";
+
+/// The target platform(s) when `--platform` is not given (`linux/arm64`).
+pub const STACKCI_PLATFORM: &str = "STACKCI_PLATFORM";
+/// Seconds a docker credential helper may take to answer (default 30).
+pub const STACKCI_CREDENTIAL_HELPER_TIMEOUT: &str = "STACKCI_CREDENTIAL_HELPER_TIMEOUT";
 
 // ---- Reproducibility, TLS, registries ----
 
@@ -30,6 +44,9 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// Directory holding the docker `config.json` (default `~/.docker`).
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Where programs are looked up (docker credential helpers, `spack`); after
+/// `$SPACK_ROOT/bin`, Spack's own `PATH`, on which it finds python3, compilers and build tools.
+pub const PATH: &str = "PATH";
 /// The home directory (`~/.docker/config.json`).
 pub const HOME: &str = "HOME";
 /// This host's name, for naming temporary files other processes may judge stale.
@@ -90,6 +107,17 @@ pub const CI_JOB_URL: &str = "CI_JOB_URL";
 /// or group access token with the `api` scope whose user has at least the Developer role.
 /// `CI_JOB_TOKEN` cannot post commit statuses, so it is never used.
 pub const STACKCI_GITLAB_TOKEN: &str = "STACKCI_GITLAB_TOKEN";
+/// The pipeline trigger token `stackci trigger gitlab` starts pipelines with.
+pub const STACKCI_GITLAB_TRIGGER_TOKEN: &str = "STACKCI_GITLAB_TRIGGER_TOKEN";
+/// The GitLab instance (or its API base) `stackci trigger gitlab` talks to (`--gitlab-url`).
+pub const STACKCI_GITLAB_URL: &str = "STACKCI_GITLAB_URL";
+/// Set by `stackci trigger gitlab` in the pipeline it starts: the GitHub `OWNER/REPO`.
+pub const STACKCI_GITHUB_REPOSITORY: &str = "STACKCI_GITHUB_REPOSITORY";
+/// Set by `stackci trigger gitlab`: the GitHub commit to report on (a pull request's head);
+/// with `--github-repo` in GitLab CI, statuses go to this commit instead of `CI_COMMIT_SHA`.
+pub const STACKCI_GITHUB_SHA: &str = "STACKCI_GITHUB_SHA";
+/// Set by `stackci trigger gitlab`: the GitHub workflow run that started the pipeline.
+pub const STACKCI_GITHUB_RUN_URL: &str = "STACKCI_GITHUB_RUN_URL";
 /// Fallback GitLab token, same requirements as [`STACKCI_GITLAB_TOKEN`].
 pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
 
@@ -109,9 +137,6 @@ pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
 /// The Spack installation to run (`$SPACK_ROOT/bin/spack`) when the stack's `spack: root:`
 /// is not set; given to Spack as the root it runs from.
 pub const SPACK_ROOT: &str = "SPACK_ROOT";
-/// The search path: where `spack` is looked for, and (after `$SPACK_ROOT/bin`) Spack's own
-/// `PATH`, on which it finds python3, compilers and build tools.
-pub const PATH: &str = "PATH";
 /// Spack's user configuration scope (default `~/.spack`).
 pub const SPACK_USER_CONFIG_PATH: &str = "SPACK_USER_CONFIG_PATH";
 /// Spack's user cache (default `~/.spack`).

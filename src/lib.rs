@@ -22,8 +22,10 @@ pub mod newfile;
 pub mod package;
 pub mod parallel;
 pub mod plan;
+pub mod platform;
 pub mod report;
 pub mod spec;
 pub mod stack;
+pub mod trust;
 
 pub use commands::run;

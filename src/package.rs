@@ -14,11 +14,14 @@ use anyhow::{Context, Result, bail};
 use crate::digest::{Digest, VerifyingReader};
 use crate::layer::Layer;
 use crate::mirror::{BlobSource, Mirror};
+use crate::platform::Platform;
 use crate::spec::{
     self, CONFIG_MEDIA_TYPE, ImageConfig, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manifest, RootFs, RuntimeConfig,
     TAG_ANNOTATION, put_document,
 };
 use crate::stack::Stack;
+use crate::trust::Trust;
+
 /// Label prefix for package metadata in the image config.
 pub const LABEL_PREFIX: &str = "dev.stackci.";
 /// The PATH a container gets after the packages' `bin` directories.
@@ -68,9 +71,16 @@ impl PackageImage {
 /// ([`CONFIG_MEDIA_TYPE`]), gzip tar layers ([`LAYER_MEDIA_TYPE`]) and one `diff_id` per
 /// layer. Anything else is an error naming the tag and the mirror.
 pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
-    let Some(manifest) = read_manifest(mirror, tag)? else {
-        return Ok(None);
-    };
+    match mirror.get_manifest(tag)? {
+        Some(bytes) => package_from_manifest(mirror, tag, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`read_package`] for manifest bytes already read from `tag` (and, say, verified by
+/// [`crate::trust`]): parses and checks them and reads their config.
+pub fn package_from_manifest(mirror: &dyn Mirror, tag: &str, bytes: &[u8]) -> Result<PackageImage> {
+    let manifest = parse_manifest(mirror, tag, bytes)?;
     let not_a_package = || format!("`{tag}` in {} is not a stackci package manifest", mirror.location());
     check_manifest(&manifest).with_context(not_a_package)?;
     let image = PackageImage {
@@ -78,7 +88,7 @@ pub fn read_package(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImag
         manifest,
     };
     image.layers().with_context(not_a_package)?;
-    Ok(Some(image))
+    Ok(image)
 }
 
 /// The manifest-format checks of [`read_package`].
@@ -108,29 +118,61 @@ fn check_manifest(m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Reads the manifest and config of image `tag` without the package-format checks (a base
-/// image may come from any tool); `None` when the tag does not exist.
-pub fn read_image(mirror: &dyn Mirror, tag: &str) -> Result<Option<PackageImage>> {
-    let Some(manifest) = read_manifest(mirror, tag)? else {
+/// Reads the manifest and config of image `tag` for `platform` without the package-format
+/// checks (a base image may come from any tool); `None` when the tag does not exist. When
+/// the tag names an OCI image index or a Docker manifest list, the manifest for `platform`
+/// is chosen from it ([`crate::platform::select`]); an image built for another platform is
+/// an error.
+pub fn read_image(mirror: &dyn Mirror, tag: &str, platform: &Platform) -> Result<Option<PackageImage>> {
+    let Some(mut bytes) = mirror.get_manifest(tag)? else {
         return Ok(None);
     };
-    Ok(Some(PackageImage {
-        config: read_config(mirror, tag, &manifest)?,
-        manifest,
-    }))
+    let what = format!("`{tag}` in {}", mirror.location());
+    // An index may name indexes in turn; two levels is all that real images use.
+    for _ in 0..3 {
+        let Some(index) = as_index(&bytes) else { break };
+        let index = index.with_context(|| format!("{what} is not a valid image index"))?;
+        let entry = crate::platform::select(&index.manifests, platform, &what)?;
+        let digest = entry.digest.clone();
+        bytes = mirror
+            .get_manifest(&digest.to_string())?
+            .with_context(|| format!("{what} names manifest {digest} for {platform}, which is missing"))?;
+        if Digest::of(&bytes) != digest {
+            bail!("manifest {digest} (for {platform} in {what}) does not match its digest");
+        }
+    }
+    if as_index(&bytes).is_some() {
+        bail!("{what} nests image indexes more than three deep");
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("manifest of {what} is not an OCI image manifest"))?;
+    let config = read_config(mirror, tag, &manifest)?;
+    // The variant is not compared: configs often omit it.
+    if let Ok(built_for) = Platform::parse(&format!("{}/{}", config.os, config.architecture))
+        && (built_for.os != platform.os || built_for.architecture != platform.architecture)
+    {
+        bail!("{what} is an image for {built_for}, not {platform}: use a multi-platform base or one for {platform}");
+    }
+    Ok(Some(PackageImage { config, manifest }))
 }
 
-fn read_manifest(mirror: &dyn Mirror, tag: &str) -> Result<Option<Manifest>> {
-    let Some(bytes) = mirror.get_manifest(tag)? else {
-        return Ok(None);
-    };
-    let manifest = serde_json::from_slice(&bytes).with_context(|| {
+/// The document as an image index (OCI index or Docker manifest list) when it is one.
+fn as_index(bytes: &[u8]) -> Option<Result<spec::Index>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let media_type = value.get("mediaType").and_then(|m| m.as_str()).unwrap_or_default();
+    let is_index = value.get("manifests").is_some()
+        || media_type == spec::INDEX_MEDIA_TYPE
+        || media_type == spec::DOCKER_MANIFEST_LIST_MEDIA_TYPE;
+    is_index.then(|| serde_json::from_value(value).map_err(anyhow::Error::from))
+}
+
+fn parse_manifest(mirror: &dyn Mirror, tag: &str, bytes: &[u8]) -> Result<Manifest> {
+    serde_json::from_slice(bytes).with_context(|| {
         format!(
             "manifest of `{tag}` in {} is not an OCI image manifest",
             mirror.location()
         )
-    })?;
-    Ok(Some(manifest))
+    })
 }
 
 /// Reads and verifies the config `manifest` names (at most 4 MiB).
@@ -188,7 +230,9 @@ pub fn path_env(prefixes: &[PathBuf]) -> String {
 /// Pushes package `i` of `stack`: its own `layer` (its bytes from `blob`, e.g. a freshly
 /// [`crate::layer::pack::Packed`] file that a file mirror renames into place), a config and
 /// a manifest over its runtime closure. The dependencies must already be in the mirror.
-/// The tag is written last, so it never names a missing blob.
+/// The tag is written last, so it never names a missing blob; with a signing key
+/// ([`Trust::signer`]) the manifest is signed before its tag is written, and with trusted
+/// keys the dependencies' manifests are verified before their layers are named.
 pub fn push_package(
     mirror: &dyn Mirror,
     stack: &Stack,
@@ -196,6 +240,7 @@ pub fn push_package(
     layer: &Layer,
     blob: &dyn BlobSource,
     source_date_epoch: u64,
+    trust: &Trust,
 ) -> Result<Digest> {
     let pkg = &stack.packages[i];
     let tag = pkg.tag();
@@ -203,7 +248,7 @@ pub fn push_package(
     let mut layers = Vec::with_capacity(closure.len());
     for &d in &closure[..closure.len() - 1] {
         let dep = &stack.packages[d];
-        let image = read_package(mirror, &dep.tag())?.with_context(|| {
+        let image = trust.read_package(mirror, &dep.tag())?.with_context(|| {
             format!(
                 "dependency `{}` of `{}` is not in {}; build it first",
                 dep.tag(),
@@ -232,8 +277,8 @@ pub fn push_package(
     labels.insert(format!("{LABEL_PREFIX}deps"), deps.join(","));
     let config = ImageConfig {
         created: Some(rfc3339(source_date_epoch)),
-        architecture: spec::host_architecture().into(),
-        os: "linux".into(),
+        architecture: stack.platform.architecture.clone(),
+        os: stack.platform.os.clone(),
         config: RuntimeConfig {
             env: vec![format!("PATH={}", path_env(&prefixes))],
             labels,
@@ -243,7 +288,12 @@ pub fn push_package(
             kind: "layers".into(),
             diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
         },
-        extra: Default::default(),
+        extra: stack
+            .platform
+            .variant
+            .iter()
+            .map(|v| ("variant".to_string(), v.clone().into()))
+            .collect(),
     };
     let config_desc = put_document(mirror, CONFIG_MEDIA_TYPE, &config)?;
     let manifest = Manifest {
@@ -253,7 +303,11 @@ pub fn push_package(
         layers: layers.into_iter().map(|l| l.descriptor).collect(),
         annotations: BTreeMap::from([(TAG_ANNOTATION.to_string(), tag.clone())]),
     };
+    let bytes = spec::to_bytes(&manifest);
+    trust
+        .sign(mirror, &spec::descriptor_of(MANIFEST_MEDIA_TYPE, &bytes))
+        .with_context(|| format!("signing `{tag}` in {}", mirror.location()))?;
     mirror
-        .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &spec::to_bytes(&manifest))
+        .put_manifest(&tag, MANIFEST_MEDIA_TYPE, &bytes)
         .with_context(|| format!("writing the manifest of `{tag}` to {}", mirror.location()))
 }

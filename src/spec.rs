@@ -196,6 +196,17 @@ pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("OCI documents always serialize")
 }
 
+/// The descriptor of a document (a manifest, a config) held in memory.
+pub fn descriptor_of(media_type: &str, bytes: &[u8]) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest: Digest::of(bytes),
+        size: bytes.len() as u64,
+        annotations: Default::default(),
+        extra: Default::default(),
+    }
+}
+
 /// Stores a small document (a config) as a blob of `mirror` unless it is there; returns its
 /// descriptor.
 pub fn put_document<T: Serialize>(mirror: &dyn Mirror, media_type: &str, doc: &T) -> anyhow::Result<Descriptor> {

@@ -14,8 +14,9 @@ use super::{recipe, source};
 use crate::layer::pack::{self, PackOptions};
 use crate::lockfile::Lock;
 use crate::mirror::Mirror;
-use crate::package::{push_package, read_package};
+use crate::package::push_package;
 use crate::stack::{Recipe, Stack};
+use crate::trust::Trust;
 
 /// Settings shared by every build of a run.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct BuildSettings {
     pub max_layer_size: u64,
     /// Build even when the mirror already has the package (`build --force`).
     pub force: bool,
+    /// Trusted keys (dependencies are verified before they are unpacked) and the signing key.
+    pub trust: Arc<Trust>,
     /// This process's scratch directory under `<state>/build/`, created on first use.
     scratch: Arc<Mutex<Option<Scratch>>>,
 }
@@ -52,6 +55,7 @@ impl BuildSettings {
             state,
             max_layer_size: crate::layer::stream::DEFAULT_MAX_LAYER_SIZE,
             force: false,
+            trust: Arc::new(Trust::none()),
             scratch: Arc::default(),
         }
     }
@@ -96,7 +100,9 @@ pub fn install_build_deps(
     receipts.sweep_staging()?;
     for d in stack.build_closure(i) {
         let tag = stack.packages[d].tag();
-        let image = read_package(mirror, &tag)?
+        let image = settings
+            .trust
+            .read_package(mirror, &tag)?
             .with_context(|| format!("dependency `{tag}` is not in {}", mirror.location()))?;
         let _lock = prefix_lock(stack, d)?;
         let layer = image.own_layer()?;
@@ -190,7 +196,15 @@ pub fn build(
     // Packed into the state directory: a file mirror on the same file system (the default
     // `<stack dir>/.stackci/mirror`) takes the layer by rename.
     let packed = pack::pack_into(&prefix, build_dir.path(), &opts)?;
-    push_package(mirror, stack, i, &packed.layer, &packed, settings.source_date_epoch)?;
+    push_package(
+        mirror,
+        stack,
+        i,
+        &packed.layer,
+        &packed,
+        settings.source_date_epoch,
+        &settings.trust,
+    )?;
     receipts.record(&packed.layer, &prefix)?;
     Ok(Done::Built)
 }

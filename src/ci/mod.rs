@@ -7,3 +7,4 @@
 pub mod env;
 pub mod output;
 pub mod status;
+pub mod trigger;

@@ -37,6 +37,7 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> Result<ExitCode> {
     );
     settings.force = args.force;
     settings.max_layer_size = ctx.max_layer_size;
+    settings.trust = std::sync::Arc::new(crate::trust::Trust::load(&ctx.stack, true)?);
     let ci = CiReport::new(ctx, &args.status)?;
     let reporter = Reporter::new(&ctx.stack, ctx.mode).with_log_groups(ci.flavor(), settings.state.join("logs"));
     let (package, result) = schedule::build_one(&ctx.stack, i, ctx.mirror.as_ref(), &settings, &reporter);

@@ -16,6 +16,7 @@ pub fn run(ctx: &Context, which: &Generate) -> Result<ExitCode> {
     let stack_file = stack_file_for_ci(ctx);
     match which {
         Generate::Gitlab(args) => {
+            local_mirror_check(ctx, args.allow_local_mirror)?;
             let plan = super::plan::compute(ctx)?;
             let mut settings = ctx.stack.ci.gitlab.clone();
             if let Some(n) = args.max_jobs {
@@ -57,6 +58,28 @@ pub fn run(ctx: &Context, which: &Generate) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// GitLab jobs run on other machines (or in fresh containers), so the default mirror, a
+/// directory beside the stack, is not shared between them: a warning on a workstation, an
+/// error in CI unless `--allow-local-mirror` says the directory is on shared storage.
+fn local_mirror_check(ctx: &Context, allowed: bool) -> Result<()> {
+    if !ctx.mirror_is_default || allowed {
+        return Ok(());
+    }
+    let what = format!(
+        "the mirror is the default {}, a directory on this machine that the generated jobs do not share; \
+         set one every job reaches: `mirror: oci://$CI_REGISTRY_IMAGE/mirror` in the stack (or \
+         STACKCI_MIRROR, the component's `mirror` input, --mirror), or s3://BUCKET/PREFIX; \
+         --allow-local-mirror if the directory is on storage every runner mounts",
+        ctx.mirror.location()
+    );
+    let vars = crate::ci::env::Vars::from_process();
+    if vars.get(crate::env_vars::CI).is_some() || vars.is_true(crate::env_vars::GITLAB_CI) {
+        anyhow::bail!("{what}");
+    }
+    eprintln!("warning: {what}");
+    Ok(())
 }
 
 /// The stack file as CI jobs see it: relative to the current directory (the project

@@ -8,7 +8,7 @@ use super::Context;
 use crate::builder::receipts::Receipts;
 use crate::cancel;
 use crate::layer::stream::Interrupted;
-use crate::package::read_package;
+use crate::trust::Trust;
 
 /// Fetches, verifies and unpacks each package's runtime closure under `--root`, each layer
 /// confined to its package's prefix. Ctrl-C stops at once and leaves no staging directory;
@@ -26,6 +26,7 @@ pub fn run(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<ExitCode> {
 
 fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
     let targets = ctx.packages(&args.packages)?;
+    let trust = Trust::load(&ctx.stack, false)?;
     std::fs::create_dir_all(&args.root).with_context(|| format!("creating {}", args.root.display()))?;
     let root = args
         .root
@@ -36,7 +37,9 @@ fn install(ctx: &Context, args: &crate::cli::InstallArgs) -> Result<()> {
     let reporter = crate::report::Reporter::new(&ctx.stack, ctx.mode);
     for i in targets {
         let tag = ctx.stack.packages[i].tag();
-        let image = read_package(ctx.mirror.as_ref(), &tag)?.with_context(|| {
+        // Verified (when keys are trusted) before any layer is read: the package's signed
+        // manifest pins every layer of its runtime closure.
+        let image = trust.read_package(ctx.mirror.as_ref(), &tag)?.with_context(|| {
             format!(
                 "`{tag}` is not in {}; run `stackci run {}` first",
                 ctx.mirror.location(),

@@ -20,9 +20,12 @@ mod generate;
 mod image;
 mod index;
 mod install;
+mod keygen;
 mod plan;
 mod run;
 mod status;
+mod trigger;
+mod verify;
 
 /// What the commands that work on a stack get: the loaded stack and its mirror, which is
 /// opened on first use (so a command that never touches it works whatever `--mirror` says).
@@ -40,14 +43,33 @@ pub struct Context {
     pub json: bool,
     /// Most bytes one layer may expand to (`--max-layer-size`).
     pub max_layer_size: u64,
+    /// The platforms `--platform` named (empty: not given; the stack's platform applies).
+    pub platforms: Vec<crate::platform::Platform>,
+    /// Whether the mirror is the default `file://<stack dir>/.stackci/mirror` (no
+    /// `--mirror`, `$STACKCI_MIRROR` or `mirror:`): fine on one machine, not shared by CI jobs.
+    pub mirror_is_default: bool,
 }
 
 impl Context {
     /// Loads the stack; the mirror is resolved but not opened.
     fn load(cli: &Cli) -> Result<Context> {
-        let stack = load_stack(cli)?;
+        let platforms = match cli.platform.as_deref() {
+            Some(list) => crate::platform::from_flag(Some(list))?,
+            None => Vec::new(),
+        };
+        if platforms.len() > 1 && !matches!(cli.command, Command::Image(_)) {
+            anyhow::bail!(
+                "--platform names {} platforms; only `image` assembles several (build each on its own: --platform {})",
+                platforms.len(),
+                platforms[0]
+            );
+        }
+        let path = stack::discover(cli.stack.as_deref())?;
+        let stack = stack::load_for(&path, platforms.first())?;
         let mirror = Arc::new(mirror_for(cli, Some(&stack)));
         Ok(Context {
+            platforms,
+            mirror_is_default: cli.mirror.is_none() && stack.mirror.is_none(),
             stack,
             mirror,
             mirror_options: mirror_options(cli),
@@ -100,12 +122,6 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// The stack file, discovered and loaded.
-fn load_stack(cli: &Cli) -> Result<Stack> {
-    let path = stack::discover(cli.stack.as_deref())?;
-    Ok(stack::load(&path)?)
-}
-
 /// Options for opening mirrors, from the global flags.
 fn mirror_options(cli: &Cli) -> MirrorOptions {
     MirrorOptions {
@@ -134,6 +150,8 @@ fn mirror_for(cli: &Cli, stack: Option<&Stack>) -> LazyMirror {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Status(args) => return status::run(&cli, args),
+        Command::Keygen(args) => return keygen::run(args, cli.json),
+        Command::Trigger(crate::cli::Trigger::Gitlab(args)) => return trigger::gitlab(&cli, args),
         Command::Index if cli.mirror.is_some() => return index::run(&mirror_for(&cli, None), cli.json),
         _ => {}
     }
@@ -147,6 +165,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Image(args) => image::run(&ctx, args),
         Command::Status(args) => status::run(&cli, args),
         Command::Generate(which) => generate::run(&ctx, which),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Keygen(args) => keygen::run(args, ctx.json),
+        Command::Trigger(crate::cli::Trigger::Gitlab(args)) => trigger::gitlab(&cli, args),
     }
 }
 

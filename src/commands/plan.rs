@@ -15,7 +15,7 @@ use crate::plan::{Plan, Status};
 /// Computes the plan from one mirror listing and prints it (a table, or JSON with `--json`);
 /// with `--github-output`, appends what the generated workflow must build to `$GITHUB_OUTPUT`.
 pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
-    let plan = compute(ctx)?;
+    let mut plan = compute(ctx)?;
     if args.github_output {
         let select = Selection {
             force: args.force,
@@ -28,6 +28,23 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> Result<ExitCode> {
         for (k, v) in &entries {
             eprintln!("{k}={v}");
         }
+    } else if !args.packages.is_empty() {
+        // `plan PKG...`: those packages and everything `run PKG...` would need.
+        let targets = ctx.packages(&args.packages)?;
+        let involved = crate::builder::schedule::involved(&ctx.stack, &targets);
+        plan.packages.retain(|e| involved.contains(&e.index));
+    }
+    // In a GitHub step (the action's `plan-build`, `plan-cached` and `plan-external` outputs).
+    if let Some(path) = crate::env_vars::var(GITHUB_OUTPUT) {
+        let count = |s| plan.packages.iter().filter(|e| e.status == s).count().to_string();
+        append_github_output(
+            std::path::Path::new(&path),
+            &[
+                ("plan-build".into(), count(Status::Build)),
+                ("plan-cached".into(), count(Status::Cached)),
+                ("plan-external".into(), count(Status::External)),
+            ],
+        )?;
     }
     let mut out = std::io::stdout().lock();
     if ctx.json {

@@ -27,6 +27,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<ExitCode> {
         ctx.state_dir(),
     );
     settings.max_layer_size = ctx.max_layer_size;
+    settings.trust = std::sync::Arc::new(crate::trust::Trust::load(&ctx.stack, true)?);
     let ci = CiReport::new(ctx, &args.status)?;
     let to_build = involved
         .iter()

@@ -69,7 +69,7 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
 /// The stack, when there is one: none is fine (nothing found, nothing named); one named or
 /// found but unreadable is an error with `--strict`, else a warning (the status still goes
 /// out, named after the repository).
-fn stack_if_present(cli: &Cli, strict: bool) -> Result<Option<Stack>> {
+pub(super) fn stack_if_present(cli: &Cli, strict: bool) -> Result<Option<Stack>> {
     let loaded = match stack::discover(cli.stack.as_deref()) {
         Err(_) if cli.stack.is_none() => return Ok(None),
         Err(e) => Err(anyhow::Error::from(e)),

@@ -440,17 +440,18 @@ fn prelude<'a>(s: &'a GithubSettings, install: &InstallSettings) -> Vec<Step<'a>
         ..Default::default()
     })];
     steps.extend(s.setup_steps.iter().map(Step::Theirs));
-    match &s.action {
-        Some(action) => steps.push(Step::Ours(OurStep {
-            name: Some("Install stackci".into()),
-            uses: Some(action.clone()),
-            with: Some(BTreeMap::from([("version", s.version.clone())])),
-            ..Default::default()
-        })),
-        None => steps.push(Step::Ours(OurStep {
+    if s.action.trim().is_empty() {
+        steps.push(Step::Ours(OurStep {
             env: Some(install_vars(install).into_iter().collect()),
             ..run("Install stackci", INSTALL_STACKCI)
-        })),
+        }));
+    } else {
+        steps.push(Step::Ours(OurStep {
+            name: Some("Install stackci".into()),
+            uses: Some(s.action.clone()),
+            with: Some(BTreeMap::from([("version", s.version.clone())])),
+            ..Default::default()
+        }));
     }
     steps
 }
@@ -482,6 +483,20 @@ fn apply_rule(job: &mut Job, rules: &Rules, rule: Option<usize>) {
         let env = job.env.get_or_insert_with(BTreeMap::new);
         env.extend(r.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+}
+
+/// Makes the store writable for the job's user: `/opt/stackci` (the default) is root's on
+/// GitHub's hosted runners, whose user may `sudo`. The store stays where the stack says,
+/// since it is part of every hash: a runner-specific path would never hit the cache that
+/// other machines filled.
+fn store_step(stack: &Stack) -> OurStep {
+    let store = shell_quote(&stack.store.display().to_string());
+    run(
+        "Make the store writable",
+        format!(
+            "if [ ! -w {store} ]; then sudo install -d -o \"$(id -u)\" -g \"$(id -g)\" {store} || install -d {store}; fi"
+        ),
+    )
 }
 
 fn run(name: impl Into<String>, script: impl Into<String>) -> OurStep {
@@ -530,6 +545,12 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
             "ci.github.setup_steps: each step must be a mapping, found {step}"
         );
     }
+    ensure!(
+        !s.action.trim().is_empty() || !stack.ci.install.repository.trim().is_empty(),
+        "neither ci.github.action nor ci.install.repository is set, and this stackci build does not \
+         know its own repository: set `ci: {{ github: {{ action: OWNER/stackci@v1 }} }}` (`./` in a \
+         checkout of stackci itself) or `ci: {{ install: {{ repository: OWNER/stackci }} }}` in the stack"
+    );
     let layout = Layout::new(stack, s)?;
     let rules = Rules::new(&stack.ci.mapping)?;
     let job = |name, needs, condition, steps| job(s, name, needs, condition, steps);
@@ -587,6 +608,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                     expr_str(key)
                 );
                 let mut steps = prelude(s, &stack.ci.install);
+                steps.push(Step::Ours(store_step(stack)));
                 if p.recipe == Recipe::Spack {
                     steps.extend(spack_step(stack));
                 }
@@ -605,6 +627,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                 needs.extend(c.needs.iter().map(|&k| chunks[k].id.clone()));
                 let cond = format!("${{{{ {ok} && needs.plan.outputs.{} != '[]' }}}}", c.output);
                 let mut steps = prelude(s, &stack.ci.install);
+                steps.push(Step::Ours(store_step(stack)));
                 if c.members.iter().any(|&i| stack.packages[i].recipe == Recipe::Spack) {
                     steps.extend(spack_step(stack));
                 }

@@ -44,6 +44,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         dir: PathBuf::from("/project"),
         kind: StackKind::Yaml,
         store: PathBuf::from("/opt/stackci"),
+        platform: crate::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
         packages,
@@ -51,6 +52,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         status: Default::default(),
         ci: Default::default(),
         spack: None,
+        trust: Default::default(),
     }
 }
 

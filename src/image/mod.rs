@@ -13,11 +13,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::layer::Layer;
 use crate::mirror::Mirror;
-use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, read_package, rfc3339};
+use crate::package::{LABEL_PREFIX, SYSTEM_PATH, read_image, rfc3339};
+use crate::platform::Platform;
 use crate::spec::{ImageConfig, Manifest, RootFs, RuntimeConfig};
 use crate::stack::{ImageSpec, Stack};
+use crate::trust::Trust;
 
 pub mod budget;
+pub mod sbom;
 pub mod target;
 pub mod verify;
 
@@ -48,28 +51,33 @@ pub struct Image {
 }
 
 impl Image {
-    /// An empty image (`scratch`) for the host architecture.
-    pub fn scratch() -> Image {
+    /// An empty image (`scratch`) for `platform`.
+    pub fn scratch(platform: &Platform) -> Image {
+        let mut extra = crate::spec::Extra::default();
+        if let Some(v) = &platform.variant {
+            extra.insert("variant".into(), v.clone().into());
+        }
         Image {
             layers: Vec::new(),
             config: ImageConfig {
                 created: None,
-                architecture: crate::spec::host_architecture().into(),
-                os: "linux".into(),
+                architecture: platform.architecture.clone(),
+                os: platform.os.clone(),
                 config: RuntimeConfig::default(),
                 rootfs: RootFs {
                     kind: "layers".into(),
                     diff_ids: Vec::new(),
                 },
-                extra: Default::default(),
+                extra,
             },
             base_layers: 0,
         }
     }
 
-    /// Reads image `tag` from `source` (a base image).
-    pub fn read(source: Arc<dyn Mirror>, tag: &str) -> Result<Image> {
-        let image = read_image(source.as_ref(), tag)?
+    /// Reads image `tag` from `source` (a base image), choosing the manifest for `platform`
+    /// when the tag names a multi-platform index.
+    pub fn read(source: Arc<dyn Mirror>, tag: &str, platform: &Platform) -> Result<Image> {
+        let image = read_image(source.as_ref(), tag, platform)?
             .with_context(|| format!("base image `{tag}` is not in {}", source.location()))?;
         let mut config = image.config.clone();
         // Base history no longer matches once layers are added or merged.
@@ -113,14 +121,15 @@ impl Image {
 }
 
 /// Builds image `name` of the stack: `base` + the runtime closure of its packages (read from
-/// `mirror`, where they must all be) + a config with PATH, env, entrypoint, labels and
-/// `created` from `source_date_epoch`.
+/// `mirror`, where they must all be, each verified by `trust` when it has keys) + a config
+/// with PATH, env, entrypoint, labels and `created` from `source_date_epoch`.
 pub fn assemble(
     stack: &Stack,
     name: &str,
     base: Image,
     mirror: Arc<dyn Mirror>,
     source_date_epoch: u64,
+    trust: &Trust,
 ) -> Result<Image> {
     let spec: &ImageSpec = stack.images.get(name).with_context(|| {
         let known: Vec<&str> = stack.images.keys().map(String::as_str).collect();
@@ -139,7 +148,7 @@ pub fn assemble(
     let mut layers = Vec::with_capacity(members.len());
     for &i in &members {
         let tag = stack.packages[i].tag();
-        let image = read_package(mirror.as_ref(), &tag)?.with_context(|| {
+        let image = trust.read_package(mirror.as_ref(), &tag)?.with_context(|| {
             format!(
                 "`{tag}` (in image `{name}`) is not in {}; run `stackci run` first",
                 mirror.location()

@@ -16,7 +16,8 @@ use crate::mirror::Mirror;
 use crate::mirror::copy::{Copied, copy_blobs};
 use crate::mirror::location::Location;
 use crate::mirror::open::{MirrorOptions, open_location};
-use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, MANIFEST_MEDIA_TYPE, put_document};
+use crate::platform::Platform;
+use crate::spec::{self, CONFIG_MEDIA_TYPE, Descriptor, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, put_document};
 
 /// Layers copied at once when the options do not say (`-j`).
 const DEFAULT_JOBS: usize = 8;
@@ -32,6 +33,8 @@ pub struct Written {
     pub mounted: usize,
     /// Layers the target already had.
     pub present: usize,
+    /// For an image index: the platform manifests it lists, in order (empty otherwise).
+    pub manifests: Vec<Digest>,
 }
 
 /// Writes `image` to `to` (an image reference, [`Location::image`]); `default_tag` names it
@@ -59,6 +62,80 @@ pub fn write(image: &Image, to: &Location, default_tag: &str, opts: &MirrorOptio
 /// Copies every layer the target lacks ([`copy_blobs`], `jobs` at a time), then the config,
 /// then the manifest under `tag`, so the tag never names a missing blob.
 pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, jobs: usize) -> Result<Written> {
+    let (manifest, mut written) = push_content(image, target, jobs)?;
+    written.digest = target.put_manifest(tag, MANIFEST_MEDIA_TYPE, &manifest)?;
+    Ok(written)
+}
+
+/// Writes one image per platform and, under `tag`, an OCI image index over them to `to`
+/// (a registry or a layout; a docker archive holds one platform only). Every platform's
+/// manifest is stored before the index that names it; only the index is tagged.
+pub fn write_index(
+    images: &[(Platform, Image)],
+    to: &Location,
+    default_tag: &str,
+    opts: &MirrorOptions,
+) -> Result<Written> {
+    if matches!(to, Location::DockerArchive { .. } | Location::Scratch) {
+        bail!("a multi-platform image needs a registry or an OCI layout, not {to}");
+    }
+    let target = open_location(to, opts)?;
+    let jobs = if opts.jobs == 0 { DEFAULT_JOBS } else { opts.jobs };
+    let mut total = Written {
+        digest: Digest::of(b""),
+        copied: 0,
+        mounted: 0,
+        present: 0,
+        manifests: Vec::new(),
+    };
+    let mut manifests = Vec::with_capacity(images.len());
+    for (platform, image) in images {
+        let (manifest, written) =
+            push_content(image, target.as_ref(), jobs).with_context(|| format!("writing the {platform} image"))?;
+        let digest = put_untagged_manifest(target.as_ref(), &manifest)
+            .with_context(|| format!("writing the {platform} manifest"))?;
+        total.copied += written.copied;
+        total.mounted += written.mounted;
+        total.present += written.present;
+        total.manifests.push(digest.clone());
+        manifests.push(Descriptor {
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            digest,
+            size: manifest.len() as u64,
+            annotations: Default::default(),
+            extra: [("platform".to_string(), platform.to_json())].into(),
+        });
+    }
+    let index = spec::Index {
+        schema_version: 2,
+        media_type: Some(INDEX_MEDIA_TYPE.into()),
+        manifests,
+        extra: Default::default(),
+    };
+    total.digest = target.put_manifest(
+        to.tag().unwrap_or(default_tag),
+        INDEX_MEDIA_TYPE,
+        &spec::to_bytes(&index),
+    )?;
+    Ok(total)
+}
+
+/// Stores a manifest no tag names (one an index lists): by digest in a registry, as a blob
+/// in a layout. Returns its digest.
+fn put_untagged_manifest(target: &dyn Mirror, manifest: &[u8]) -> Result<Digest> {
+    let digest = Digest::of(manifest);
+    if crate::mirror::probe::registry(target).is_some() {
+        return target.put_manifest(&digest.to_string(), MANIFEST_MEDIA_TYPE, manifest);
+    }
+    if !target.has_blob(&digest)? {
+        target.put_blob(&digest, &manifest.to_vec())?;
+    }
+    Ok(digest)
+}
+
+/// Copies an image's layers and config to `target`; returns its manifest's bytes (not yet
+/// stored) and what was copied.
+fn push_content(image: &Image, target: &dyn Mirror, jobs: usize) -> Result<(Vec<u8>, Written)> {
     let (mut copied, mut mounted, mut present) = (0, 0, 0);
     let blobs: Vec<(&dyn Mirror, &Descriptor)> = image
         .layers
@@ -74,13 +151,16 @@ pub fn write_to_mirror(image: &Image, target: &dyn Mirror, tag: &str, jobs: usiz
     }
     let config = put_document(target, CONFIG_MEDIA_TYPE, &image.config)?;
     let manifest = spec::to_bytes(&image.manifest(config));
-    let digest = target.put_manifest(tag, MANIFEST_MEDIA_TYPE, &manifest)?;
-    Ok(Written {
-        digest,
-        copied,
-        mounted,
-        present,
-    })
+    Ok((
+        manifest,
+        Written {
+            digest: Digest::of(b""),
+            copied,
+            mounted,
+            present,
+            manifests: Vec::new(),
+        },
+    ))
 }
 
 /// Writes a `docker save`-style archive (`manifest.json`, the config, one file per layer)
@@ -127,6 +207,7 @@ pub fn write_docker_archive(image: &Image, file: &Path, name: &str) -> Result<Wr
         copied: image.layers.len(),
         mounted: 0,
         present: 0,
+        manifests: Vec::new(),
     })
 }
 

@@ -149,6 +149,13 @@ impl<S: ObjectStore + 'static> Mirror for LayoutMirror<S> {
     }
 
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        // A digest names a manifest an image index points at (no tag can hold a `:`).
+        if let Ok(digest) = tag.parse::<Digest>() {
+            if !self.store.exists(&blob_key(&digest))? {
+                return Ok(None);
+            }
+            return self.read_document(&digest).map(Some);
+        }
         let index = self.read_index()?;
         match index.find(tag) {
             None => Ok(None),

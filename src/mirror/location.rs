@@ -3,6 +3,8 @@
 //! Mirrors: `file://DIR` or a plain path (relative to a base directory), `s3://BUCKET/PREFIX`,
 //! `oci://HOST/REPO`, `oci+http://HOST/REPO`. Images: `scratch`, `oci://HOST/REPO:TAG`,
 //! `oci+http://HOST/REPO:TAG`, `oci-layout:DIR[:TAG]`, `docker-archive:FILE[:NAME[:TAG]]`.
+//! Wherever a registry is named (a mirror, a base, `--to`), `docker://NAME` is accepted too,
+//! and Docker Hub and GHCR names are normalized ([`Reference::parse`]).
 //! The scheme is dispatched here once; the registry grammar is [`Reference::parse`]'s and
 //! the bucket grammar the S3 store's. A URL with credentials in it is refused, naming where
 //! they go instead, and is only ever shown masked ([`crate::net::redact`]).
@@ -79,7 +81,7 @@ impl Location {
         if url.contains("://") {
             let scheme = url.split("://").next().unwrap_or_default();
             bail!(
-                "unsupported mirror URL `{}`: scheme `{scheme}` is not one of file://, s3://, oci://, oci+http://",
+                "unsupported mirror URL `{}`: scheme `{scheme}` is not one of file://, s3://, oci://, oci+http://, docker://",
                 redact::url(url)
             );
         }
@@ -105,7 +107,12 @@ impl Location {
             let reference = Reference::parse(s)?;
             if !matches!(reference.target, Target::Tag(_)) {
                 let scheme = &s[..s.find("://").map_or(0, |i| i + 3)];
-                bail!("image reference `{shown}` has no tag: write {scheme}HOST/REPO:TAG");
+                let form = if scheme == "docker://" {
+                    "NAME:TAG"
+                } else {
+                    "HOST/REPO:TAG"
+                };
+                bail!("image reference `{shown}` has no tag: write {scheme}{form}");
             }
             return Ok(Location::Registry(reference));
         }
@@ -133,7 +140,7 @@ impl Location {
             });
         }
         bail!(
-            "unsupported image reference `{shown}`: use scratch, oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
+            "unsupported image reference `{shown}`: use scratch, oci://HOST/REPO:TAG, oci+http://HOST/REPO:TAG, docker://NAME:TAG, oci-layout:DIR[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
         )
     }
 
@@ -151,7 +158,7 @@ impl Location {
 
 /// Whether `s` uses one of the registry schemes.
 fn is_registry(s: &str) -> bool {
-    ["oci://", "oci+http://", "oci+https://"]
+    ["oci://", "oci+http://", "oci+https://", "docker://"]
         .iter()
         .any(|scheme| s.starts_with(scheme))
 }
@@ -217,7 +224,41 @@ mod tests {
                 name: Some("demo:v1".into())
             }
         );
-        assert!(Location::image("docker://x").is_err());
+        assert!(Location::image("docker://x").is_err(), "no tag");
+        assert!(Location::image("dockerx://x:1").is_err());
+    }
+
+    #[test]
+    fn every_place_takes_the_same_registry_forms() {
+        let base = Path::new("/stack");
+        for (mirror, image) in [
+            ("oci://docker.io/team/mirror", "oci://docker.io/team/mirror:t"),
+            ("docker://team/mirror", "docker://team/mirror:t"),
+            (
+                "oci://index.docker.io/team/mirror",
+                "oci://index.docker.io/team/mirror:t",
+            ),
+        ] {
+            let Location::Registry(m) = Location::mirror(mirror, base).unwrap() else {
+                panic!("{mirror}")
+            };
+            let Location::Registry(i) = Location::image(image).unwrap() else {
+                panic!("{image}")
+            };
+            assert_eq!(
+                (m.registry.host.as_str(), m.repository.as_str()),
+                ("registry-1.docker.io", "team/mirror")
+            );
+            assert_eq!((&i.registry, &i.repository), (&m.registry, &m.repository));
+        }
+        let Location::Registry(m) = Location::mirror("oci://ghcr.io/Org/Repo/demo-mirror", base).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.repository, "org/repo/demo-mirror");
+        let Location::Registry(i) = Location::image("oci+http://docker.io/alpine:3").unwrap() else {
+            panic!()
+        };
+        assert_eq!(i.to_string(), "oci+http://registry-1.docker.io/library/alpine:3");
     }
 
     #[test]

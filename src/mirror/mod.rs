@@ -27,6 +27,7 @@ pub mod location;
 pub mod oci;
 pub mod open;
 pub mod probe;
+pub mod referrers;
 pub mod s3;
 pub mod source;
 pub mod store;
@@ -56,7 +57,8 @@ pub trait Mirror: Send + Sync {
     /// check whether it has the blob already: callers ask [`Mirror::has_blob`] first.
     fn put_blob(&self, digest: &Digest, source: &dyn BlobSource) -> Result<()>;
 
-    /// The manifest a tag points at, if the tag exists.
+    /// The manifest a tag points at, if the tag exists; a `sha256:` digest instead of a tag
+    /// reads the manifest with that digest (one an image index names).
     fn get_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>>;
 
     /// Stores a manifest and points `tag` at it; returns the manifest digest.

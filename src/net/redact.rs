@@ -11,11 +11,15 @@ use std::borrow::Cow;
 pub const MASK: &str = "***";
 
 /// The `user[:password]` part of `SCHEME://[USERINFO@]HOST/...`, if any: everything before
-/// the last `@` of the authority (which ends at the first `/`, `?` or `#`).
+/// the last `@` of the authority (which ends at the first `/`, `?` or `#`). An `@sha256:`
+/// is a digest, not credentials (`docker://alpine@sha256:...`).
 pub fn userinfo(url: &str) -> Option<&str> {
     let (_, rest) = url.split_once("://")?;
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    authority.rfind('@').map(|at| &authority[..at])
+    authority
+        .rfind('@')
+        .filter(|&at| !authority[at + 1..].starts_with("sha256:"))
+        .map(|at| &authority[..at])
 }
 
 /// `url` with its `user[:password]` part replaced by [`MASK`]; unchanged when it has none.

@@ -17,7 +17,9 @@
 //! list   env                        (key string, value string), sorted by key: the stack's
 //!                                   `env:` overlaid with the package's `env:`
 //! string store root                 normalized absolute path, e.g. "/opt/stackci"
-//! string platform                   "<arch>-<os>" of the running program, e.g. "x86_64-linux"
+//! string platform                   "<arch>-<os>" of the target platform (`platform:`,
+//!                                   `--platform`, default the host's), e.g. "x86_64-linux"
+//!                                   ([`crate::platform::Platform::hash_name`])
 //! list   dependencies               (name string, kind string "runtime"|"build", hash string),
 //!                                   sorted
 //! ```
@@ -51,15 +53,16 @@ pub struct HashInput<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// The store root.
     pub store: &'a Path,
-    /// `<arch>-<os>`, see [`platform`].
+    /// `<arch>-<os>`, see [`platform`] and [`crate::platform::Platform::hash_name`].
     pub platform: &'a str,
     /// Direct dependencies: (name, kind, hash).
     pub deps: Vec<(&'a str, DepKind, &'a str)>,
 }
 
-/// The platform part of every hash: `<arch>-<os>` of this build of stackci (`x86_64-linux`).
+/// The platform part of the hash of a package built for the host: `<arch>-<os>` of this
+/// build of stackci (`x86_64-linux`).
 pub fn platform() -> String {
-    format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
+    crate::platform::Platform::host().hash_name()
 }
 
 /// The 32-character lowercase base32 hash of a package (see the module docs).

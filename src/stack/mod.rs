@@ -51,6 +51,24 @@ pub fn load(path: &Path) -> Result<Stack, StackError> {
     }
 }
 
+/// [`load`] for the target platform `platform` (`--platform`; `None`: the file's
+/// `platform:`, else the host's). A Spack lockfile names its own targets, so the platform is
+/// the host's unless given.
+pub fn load_for(path: &Path, platform: Option<&crate::platform::Platform>) -> Result<Stack, StackError> {
+    let mut stack = match path.extension().and_then(|e| e.to_str()) {
+        Some("yaml" | "yml") => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
+            yaml::parse_for(path, &text, platform)?
+        }
+        _ => load(path)?,
+    };
+    if let Some(p) = platform {
+        stack.platform = p.clone();
+    }
+    Ok(stack)
+}
+
 /// Finds the stack file: `explicit` (`--stack`), else `$STACKCI_STACK`, else `./stack.yaml`,
 /// else `./spack.lock`. A named file must exist; when nothing is found, the error lists
 /// what was tried.

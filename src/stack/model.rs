@@ -33,6 +33,9 @@ pub struct Stack {
     pub kind: StackKind,
     /// Absolute install root; every prefix is `<store>/<name>-<version>-<hash>`.
     pub store: PathBuf,
+    /// The platform the packages are built for (part of every hash; `platform:`,
+    /// `--platform`, default the host's).
+    pub platform: crate::platform::Platform,
     /// Environment for every recipe.
     pub env: BTreeMap<String, String>,
     /// The `mirror:` URL from the stack file, if any.
@@ -48,6 +51,8 @@ pub struct Stack {
     /// The Spack environment the packages come from (`spack:`, or a bare `spack.lock`);
     /// `None` for a stack of recipes.
     pub spack: Option<super::spack_env::SpackEnv>,
+    /// The `trust:` section (keys that signatures are checked against).
+    pub trust: super::settings::TrustSettings,
 }
 
 /// One package of a stack.

@@ -62,20 +62,27 @@ pub use super::job_rules::{JobRule, RuleError};
 #[serde(default, deny_unknown_fields)]
 pub struct InstallSettings {
     /// The GitHub repository (OWNER/NAME) of stackci's releases and sources.
-    /// Default: [`DEFAULT_STACKCI_REPOSITORY`].
+    /// Default: [`default_repository`]; empty: a job without stackci fails, naming this setting.
     pub repository: String,
     /// The version to install. Default: the version of the stackci that generated the
     /// pipeline, so jobs run what planned them.
     pub version: Option<String>,
 }
 
-/// Default of [`InstallSettings::repository`].
-pub const DEFAULT_STACKCI_REPOSITORY: &str = "stackci/stackci";
+/// Default of [`InstallSettings::repository`]: the repository this stackci was built from,
+/// when the build was told (`STACKCI_SOURCE_REPOSITORY` at compile time, as for
+/// [`default_action`]); else empty. Never a guessed placeholder.
+pub fn default_repository() -> String {
+    option_env!("STACKCI_SOURCE_REPOSITORY")
+        .filter(|r| r.contains('/'))
+        .unwrap_or_default()
+        .to_string()
+}
 
 impl Default for InstallSettings {
     fn default() -> Self {
         InstallSettings {
-            repository: DEFAULT_STACKCI_REPOSITORY.to_string(),
+            repository: default_repository(),
             version: None,
         }
     }
@@ -160,10 +167,10 @@ pub struct GithubSettings {
     pub setup_steps: Vec<serde_json::Value>,
     /// `container:` of every job (an image name or a mapping). Default: none.
     pub container: Option<serde_json::Value>,
-    /// An action that installs stackci (`uses:`, e.g. `./` for a checkout of stackci, or
-    /// `OWNER/stackci@v1`), with `with: { version }`. Default: none: each job runs the
-    /// install step of `ci: install:` when `stackci` is not on `PATH`.
-    pub action: Option<String>,
+    /// An action that installs stackci (`uses:`), e.g. `OWNER/stackci@v1`, or `./` in the
+    /// stackci repository itself, with `with: { version }`. Default: [`default_action`];
+    /// empty: each job runs the install step of `ci: install:` instead.
+    pub action: String,
     /// stackci version the action installs. Default: `latest`.
     pub version: String,
     /// Most build-able (non-external) packages for one job per package; larger stacks get
@@ -176,6 +183,17 @@ pub struct GithubSettings {
     /// `{image}` replaced by the image name; expanded by bash at run time.
     /// Default: [`DEFAULT_GITHUB_IMAGE_TO`].
     pub image_to: String,
+}
+
+/// Default of [`GithubSettings::action`]: `OWNER/NAME@vMAJOR` of the repository this
+/// stackci was built from, when the build was told (`STACKCI_SOURCE_REPOSITORY` at compile
+/// time: the release workflow and the action's `cargo install` fallback set it); else empty,
+/// and `generate github` asks for `ci.github.action`. Never a guessed placeholder.
+pub fn default_action() -> String {
+    match option_env!("STACKCI_SOURCE_REPOSITORY").filter(|r| r.contains('/')) {
+        Some(repo) => format!("{repo}@v{}", env!("CARGO_PKG_VERSION_MAJOR")),
+        None => String::new(),
+    }
 }
 
 /// Default of [`GithubSettings::image_to`]: GitHub's container registry under the
@@ -194,7 +212,7 @@ impl Default for GithubSettings {
             env: BTreeMap::new(),
             setup_steps: Vec::new(),
             container: None,
-            action: None,
+            action: default_action(),
             version: "latest".to_string(),
             max_package_jobs: 200,
             max_matrix: 256,
@@ -210,6 +228,27 @@ pub struct StatusConfig {
     /// Post statuses to this GitHub repository even when running elsewhere (GitLab CI
     /// "CI/CD for external repository"); same as `--github-repo`.
     pub github: Option<String>,
+}
+
+/// The `trust:` section: which keys packages must be signed by, and which base images too.
+///
+/// ```yaml
+/// trust:
+///   keys: [keys/stackci.pub]          # PEM public keys, relative to the stack file
+///   bases: [oci://ghcr.io/acme/base]  # base images (repositories) that must be signed too
+/// ```
+///
+/// `STACKCI_TRUST_KEYS` (comma-separated paths) replaces `keys` when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSettings {
+    /// Public keys (cosign's `cosign.pub` format); a relative path is relative to the stack.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Base image repositories (`oci://HOST/REPO`) whose images must carry a signature by
+    /// one of the keys; a base is covered when its reference starts with an entry.
+    #[serde(default)]
+    pub bases: Vec<String>,
 }
 
 /// A `runs-on` value: one label or a list of labels.
@@ -263,7 +302,7 @@ ci:
         assert_eq!(ci.github.timeout_minutes, 120);
         assert_eq!(ci.github.setup_steps[0]["with"]["python-version"], "3.12");
         assert_eq!(ci.github.container.as_ref().unwrap()["image"], "debian:12");
-        assert_eq!(ci.github.action, None);
+        assert_eq!(ci.github.action, default_action());
         assert_eq!(ci.install, InstallSettings::default());
         let one: Doc = serde_saphyr::from_str("ci: { github: { runs_on: ubuntu-24.04 } }").unwrap();
         assert_eq!(one.ci.github.runs_on, RunsOn::Label("ubuntu-24.04".into()));

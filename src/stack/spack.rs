@@ -295,6 +295,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         dir: dir.clone(),
         kind: StackKind::SpackLock,
         store: PathBuf::from(DEFAULT_STORE),
+        platform: crate::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
         packages,
@@ -308,6 +309,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
             commit,
             settings: Default::default(),
         }),
+        trust: Default::default(),
     })
 }
 

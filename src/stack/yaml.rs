@@ -16,10 +16,11 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Options, Spanned, UserMessageFormatter};
 
 use super::error::{ErrorKind, Position, StackError, suggest};
-use super::hash::{HashInput, package_hash, platform};
+use super::hash::{HashInput, package_hash};
 use super::tree::tree_digest;
 use super::{Dep, DepKind, ImageSpec, Package, Recipe, Source, Stack, StackKind, dag, duration, prefix_var};
 use crate::digest::Digest;
+use crate::platform::Platform;
 
 mod spack_section;
 
@@ -71,6 +72,11 @@ struct RawStack {
     #[serde(default)]
     env: Entries<String>,
     mirror: Option<Spanned<String>>,
+    /// `platform: linux/arm64`: what the packages are built for (default: the host's).
+    platform: Option<Spanned<String>>,
+    /// `platforms: { linux/arm64: { env: {...} } }`: settings for one target platform.
+    #[serde(default)]
+    platforms: Entries<RawPlatform>,
     timeout: Option<Spanned<RawDuration>>,
     packages: Option<Entries<RawPackage>>,
     #[serde(default)]
@@ -79,12 +85,24 @@ struct RawStack {
     status: super::settings::StatusConfig,
     #[serde(default)]
     ci: super::settings::CiSettings,
+    #[serde(default)]
+    trust: super::settings::TrustSettings,
     spack: Option<Spanned<spack_section::RawSpack>>,
+}
+
+/// One entry of `platforms:`: the environment a build for that platform adds (a cross
+/// toolchain: `CC: aarch64-linux-gnu-gcc`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    #[serde(default)]
+    env: Entries<String>,
 }
 
 /// The stack-wide settings both kinds of stack share.
 struct Common {
     store: PathBuf,
+    platform: Platform,
     env: BTreeMap<String, String>,
     timeout: Option<Duration>,
     mirror: Option<String>,
@@ -168,10 +186,18 @@ pub(crate) fn load(path: &Path) -> Result<Stack, StackError> {
 
 /// Validates the `stack.yaml` text read from `path` (which locates relative sources).
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
+    parse_for(path, text, None)
+}
+
+/// [`parse`] for the target platform `platform` (`--platform`), which wins over the file's
+/// `platform:`.
+pub(crate) fn parse_for(path: &Path, text: &str, platform: Option<&Platform>) -> Result<Stack, StackError> {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     let raw: RawStack = serde_saphyr::from_str_with_options(text, options).map_err(|e| syntax_error(path, text, &e))?;
-    Converter::new(path)?.convert(raw)
+    let mut converter = Converter::new(path)?;
+    converter.platform = platform.cloned();
+    converter.convert(raw)
 }
 
 /// The position of a YAML node.
@@ -328,6 +354,8 @@ struct Converter<'a> {
     file: &'a Path,
     /// Its directory, absolute.
     dir: PathBuf,
+    /// The target platform given on the command line, if any.
+    platform: Option<Platform>,
 }
 
 /// A package after the per-package checks, before ordering and hashing.
@@ -372,6 +400,7 @@ impl<'a> Converter<'a> {
         Ok(Converter {
             file,
             dir: normalize(&dir),
+            platform: None,
         })
     }
 
@@ -385,6 +414,7 @@ impl<'a> Converter<'a> {
         }
         let raw_status = raw.status.clone();
         let raw_ci = raw.ci.clone();
+        let raw_trust = raw.trust.clone();
         let name = raw
             .name
             .as_ref()
@@ -393,6 +423,7 @@ impl<'a> Converter<'a> {
         let name = name.clone();
         let Common {
             store,
+            platform,
             env,
             timeout,
             mirror,
@@ -442,7 +473,7 @@ impl<'a> Converter<'a> {
             new_index[old] = new;
         }
         let mut slots: Vec<Option<Checked>> = checked.into_iter().map(Some).collect();
-        let platform = platform();
+        let platform_name = platform.hash_name();
         let state_dir = self.dir.join(".stackci");
         let mut packages: Vec<Package> = Vec::with_capacity(order.len());
         // Where each package (new order) and each of its dependency entries is written.
@@ -486,7 +517,7 @@ impl<'a> Converter<'a> {
                 source: source.as_ref(),
                 env: &recipe_env,
                 store: &store,
-                platform: &platform,
+                platform: &platform_name,
                 deps: deps
                     .iter()
                     .map(|d| (packages[d.index].name.as_str(), d.kind, packages[d.index].hash.as_str()))
@@ -515,12 +546,14 @@ impl<'a> Converter<'a> {
             dir: self.dir.clone(),
             kind: StackKind::Yaml,
             store,
+            platform,
             env,
             mirror,
             packages,
             images,
             status: raw_status,
             ci: raw_ci,
+            trust: raw_trust,
             spack: None,
         };
         self.prefix_vars(&stack, &spots)?;
@@ -539,7 +572,8 @@ impl<'a> Converter<'a> {
         ))
     }
 
-    /// The stack-wide settings: `store:`, `env:`, `timeout:`, `mirror:`.
+    /// The stack-wide settings: `store:`, `platform:` (with its `platforms:` env), `env:`,
+    /// `timeout:`, `mirror:`; and `ci: mapping:` is checked.
     fn common(&self, raw: &RawStack) -> Result<Common, StackError> {
         let store = match &raw.store {
             None => PathBuf::from(DEFAULT_STORE),
@@ -557,7 +591,15 @@ impl<'a> Converter<'a> {
                 normalize(p)
             }
         };
-        let env = self.env(&raw.env, None)?;
+        let mut env = self.env(&raw.env, None)?;
+        let platform = self.target_platform(raw.platform.as_ref())?;
+        for (key, settings) in &raw.platforms.0 {
+            let p = Platform::parse(&key.value)
+                .map_err(|e| self.err(ErrorKind::Invalid, pos(key), format!("`platforms:` key: {e:#}")))?;
+            if p == platform {
+                env.extend(self.env(&settings.env, None)?);
+            }
+        }
         let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
         let mirror = match &raw.mirror {
             Some(m) if m.value.trim().is_empty() => {
@@ -568,10 +610,23 @@ impl<'a> Converter<'a> {
         super::job_rules::Rules::new(&raw.ci.mapping).map_err(|e| self.err(ErrorKind::Invalid, None, e.to_string()))?;
         Ok(Common {
             store,
+            platform,
             env,
             timeout,
             mirror,
         })
+    }
+
+    /// The platform to build for: `--platform`, else `platform:`, else the host's.
+    fn target_platform(&self, written: Option<&Spanned<String>>) -> Result<Platform, StackError> {
+        if let Some(p) = &self.platform {
+            return Ok(p.clone());
+        }
+        match written {
+            None => Ok(Platform::host()),
+            Some(p) => Platform::parse(&p.value)
+                .map_err(|e| self.err(ErrorKind::Invalid, pos(p), format!("`platform:` {e:#}"))),
+        }
     }
 
     /// Fails when two packages of one build environment would set the same `<NAME>_PREFIX`
@@ -771,12 +826,20 @@ impl<'a> Converter<'a> {
         let base = match raw.base {
             None => "scratch".to_string(),
             Some(b) => {
+                // The one image-reference parser decides, so a base accepts what `--base` does.
                 let v = b.value.as_str();
-                let ok = v == "scratch"
-                    || v.strip_prefix("oci://").is_some_and(|r| !r.is_empty())
-                    || v.strip_prefix("oci-layout:").is_some_and(|r| !r.is_empty());
-                if !ok {
-                    let msg = format!("base `{v}`: expected `scratch`, `oci://HOST/REPO:TAG` or `oci-layout:DIR:TAG`");
+                let why = match crate::mirror::location::Location::image(v) {
+                    Ok(crate::mirror::location::Location::DockerArchive { .. }) => {
+                        Some("a docker archive cannot be a base".to_string())
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                if let Some(why) = why {
+                    let msg = format!(
+                        "base `{}`: expected `scratch`, `oci://HOST/REPO:TAG`, `docker://NAME:TAG` or `oci-layout:DIR:TAG` ({why})",
+                        crate::net::redact::url(v)
+                    );
                     return Err(invalid(ErrorKind::Invalid, pos(&b), msg));
                 }
                 b.value

@@ -10,7 +10,7 @@ use stackci::digest::Digest;
 use stackci::generate::github::{GithubOptions, github_workflow};
 use stackci::generate::gitlab::{GitlabOptions, gitlab_pipeline};
 use stackci::plan::Plan;
-use stackci::stack::settings::{CiSettings, GithubSettings, GitlabSettings};
+use stackci::stack::settings::{GithubSettings, GitlabSettings};
 use stackci::stack::{Dep, DepKind, ImageSpec, Package, Recipe, Stack, StackKind};
 
 fn root() -> PathBuf {
@@ -74,6 +74,15 @@ fn package(name: &str, deps: Vec<Dep>) -> Package {
     }
 }
 
+/// Default GitHub settings with an action named (a test build has no source repository to
+/// derive it from).
+fn gh_settings() -> GithubSettings {
+    GithubSettings {
+        action: "stackci/stackci@v1".into(),
+        ..GithubSettings::default()
+    }
+}
+
 fn empty_stack(name: &str) -> Stack {
     Stack {
         name: name.into(),
@@ -81,6 +90,7 @@ fn empty_stack(name: &str) -> Stack {
         dir: PathBuf::from("/project"),
         kind: StackKind::Yaml,
         store: PathBuf::from("/opt/stackci"),
+        platform: stackci::platform::Platform::host(),
         env: BTreeMap::new(),
         mirror: None,
         packages: Vec::new(),
@@ -88,6 +98,7 @@ fn empty_stack(name: &str) -> Stack {
         status: Default::default(),
         ci: Default::default(),
         spack: None,
+        trust: Default::default(),
     }
 }
 
@@ -199,7 +210,7 @@ fn github_workflows_pass_the_schema_and_actionlint() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     let s = small();
-    let mut settings = CiSettings::default().github;
+    let mut settings = gh_settings();
     files.push((
         "small.yml".to_string(),
         github_workflow(&s, &GithubOptions::new("stack.yaml", settings.clone())).unwrap(),
@@ -217,7 +228,7 @@ fn github_workflows_pass_the_schema_and_actionlint() {
     let big = synthetic(2000);
     let st = GithubSettings {
         max_matrix: 100,
-        ..Default::default()
+        ..gh_settings()
     };
     let wf = github_workflow(&big, &GithubOptions::new("stack.yaml", st)).unwrap();
     assert!(wf.contains("strategy:") && wf.contains("_2) }}"), "matrix chunks");
@@ -436,7 +447,16 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
     let names: BTreeSet<&str> = inputs.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["image", "mirror", "runner_tags", "stack", "stage", "version"])
+        BTreeSet::from([
+            "image",
+            "image_tags",
+            "mirror",
+            "repository",
+            "runner_tags",
+            "stack",
+            "stage",
+            "version"
+        ])
     );
     let values = BTreeMap::from([
         ("stack", "envs/stack.yaml"),
@@ -444,6 +464,8 @@ fn gitlab_component_is_valid_once_its_inputs_are_filled_in() {
         ("image", "registry.example.com/stackci:0.1"),
         ("runner_tags", "[linux, big]"),
         ("version", "0.1.0"),
+        ("repository", "acme/stackci"),
+        ("image_tags", r"/^stack-\d+[.]\d+$/"),
         ("stage", "build"),
     ]);
     let mut filled = body.to_string();
@@ -517,7 +539,7 @@ fn spack_fixtures_generate_valid_pipelines_and_workflows() {
         }
         assert_eq!(total, specs - externals, "{name}: one job per non-external spec");
         gitlab_files.extend(write_all(&dir.path().join(name), &files));
-        let wf = github_workflow(&stack, &GithubOptions::new(&rel, GithubSettings::default())).unwrap();
+        let wf = github_workflow(&stack, &GithubOptions::new(&rel, gh_settings())).unwrap();
         assert_eq!(
             wf.contains("strategy:"),
             specs - externals > 200,
@@ -550,7 +572,7 @@ fn example_stack_snapshots() {
     }
     let gitlab = gitlab.replace(&plan.mirror, "file:///srv/mirror");
     insta::assert_snapshot!("example_gitlab", gitlab);
-    let opts = GithubOptions::new("examples/demo/stack.yaml", GithubSettings::default());
+    let opts = GithubOptions::new("examples/demo/stack.yaml", gh_settings());
     insta::assert_snapshot!("example_github", github_workflow(&stack, &opts).unwrap());
 }
 
@@ -560,8 +582,7 @@ fn example_stack_snapshots() {
 fn example_workflow_is_up_to_date() {
     let (stack, _) = load("examples/demo/stack.yaml");
     assert_eq!(
-        stack.ci.github.action.as_deref(),
-        Some("./"),
+        stack.ci.github.action, "./",
         "examples/demo/stack.yaml lost its ci: github: settings"
     );
     let mut opts = GithubOptions::new("examples/demo/stack.yaml", stack.ci.github.clone());

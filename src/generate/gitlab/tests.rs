@@ -262,7 +262,7 @@ fn spack_packages_are_built_by_stackci_with_spack_set_up() {
     );
     assert_eq!(
         v[".stackci"]["variables"]["STACKCI_INSTALL_REPOSITORY"],
-        "stackci/stackci"
+        crate::stack::settings::default_repository().as_str()
     );
     assert_eq!(v[".stackci"]["artifacts"]["paths"][0], "envs/relmanage/.stackci/logs/");
     assert_eq!(v["stackci-index"]["extends"], TEMPLATE, "the finish jobs need no Spack");

@@ -7,6 +7,10 @@ if ! command -v stackci >/dev/null 2>&1; then
     set -eu
     v="${STACKCI_INSTALL_VERSION#v}"
     repo="$STACKCI_INSTALL_REPOSITORY"
+    if [ -z "$repo" ]; then
+      echo "stackci: not on PATH, and no repository to install it from: set \`ci: { install: { repository: OWNER/stackci } }\` in the stack (or the STACKCI_INSTALL_REPOSITORY variable)" >&2
+      exit 1
+    fi
     base="${STACKCI_RELEASE_URL:-https://github.com/$repo/releases/download}/v$v"
     case "$(uname -s)-$(uname -m)" in
       Linux-x86_64 | Linux-amd64) target=x86_64-unknown-linux-gnu ;;

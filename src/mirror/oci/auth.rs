@@ -9,7 +9,9 @@
 //!    (`https://host/v1/`) or a repository path (`host/team`, podman style: the longest
 //!    matching key wins). The explicitly named `REGISTRY_AUTH_FILE` goes first because
 //!    setting it is a deliberate choice, as in podman.
-//!    Credential helpers (`credsStore`, `credHelpers`) and `identitytoken` are **not** run or used.
+//!    When a file has no usable `auths` entry for the host, its credential helper runs:
+//!    `credHelpers[host]`, else `credsStore` (`docker-credential-<name> get`, see
+//!    [`super::cred_helper`]), as docker and podman do. `identitytoken` is not used.
 //! 2. `STACKCI_REGISTRY_USERNAME` + `STACKCI_REGISTRY_PASSWORD`.
 //! 3. CI defaults: `CI_REGISTRY_USER` + `CI_REGISTRY_PASSWORD` when the host equals
 //!    `CI_REGISTRY` (GitLab), and `GITHUB_TOKEN` for `ghcr.io` (user `GITHUB_ACTOR`,
@@ -31,8 +33,8 @@ use super::error::RegistryError;
 use super::reference::{Registry, Scheme};
 use super::transport;
 use crate::env_vars::{
-    CI_REGISTRY, CI_REGISTRY_PASSWORD, CI_REGISTRY_USER, DOCKER_CONFIG, GITHUB_ACTOR, GITHUB_TOKEN, HOME,
-    REGISTRY_AUTH_FILE, STACKCI_REGISTRY_PASSWORD, STACKCI_REGISTRY_USERNAME,
+    CI_REGISTRY, CI_REGISTRY_PASSWORD, CI_REGISTRY_USER, DOCKER_CONFIG, GITHUB_ACTOR, GITHUB_TOKEN, HOME, PATH,
+    REGISTRY_AUTH_FILE, STACKCI_CREDENTIAL_HELPER_TIMEOUT, STACKCI_REGISTRY_PASSWORD, STACKCI_REGISTRY_USERNAME,
 };
 use crate::net::{Retry, Secret};
 
@@ -76,7 +78,7 @@ pub fn lookup_credentials(
         files.push(Path::new(&home).join(".docker/config.json"));
     }
     for file in &files {
-        if let Some(creds) = from_config_file(file, host, repository)? {
+        if let Some(creds) = from_config_file(file, host, repository, env)? {
             return Ok(Some(creds));
         }
     }
@@ -121,8 +123,14 @@ pub fn lookup_credentials(
 }
 
 /// Reads the `auths` entry for `host`/`repository` from a docker `config.json` or podman
-/// `auth.json`; `None` when the file or a usable entry is missing.
-fn from_config_file(file: &Path, host: &str, repository: &str) -> Result<Option<Credentials>> {
+/// `auth.json`, else asks the file's credential helper; `None` when the file, a usable
+/// entry and a helper are missing or the helper has nothing for the host.
+fn from_config_file(
+    file: &Path,
+    host: &str,
+    repository: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Credentials>> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -130,16 +138,55 @@ fn from_config_file(file: &Path, host: &str, repository: &str) -> Result<Option<
     };
     let config: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("registry credentials file {} is not valid JSON", file.display()))?;
+    if let Some(creds) = from_auths(&config, file, host, repository)? {
+        return Ok(Some(creds));
+    }
+    let aliases = host_aliases(host);
+    let helper = config
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .and_then(|helpers| {
+            helpers.iter().find_map(|(key, name)| {
+                let key = normalize_auth_key(key);
+                (key == host || aliases.contains(&key.as_str()))
+                    .then(|| name.as_str())
+                    .flatten()
+            })
+        })
+        .or_else(|| config.get("credsStore").and_then(|s| s.as_str()))
+        .filter(|name| !name.is_empty());
+    let Some(helper) = helper else { return Ok(None) };
+    let timeout = match env(STACKCI_CREDENTIAL_HELPER_TIMEOUT) {
+        Some(secs) => Duration::from_secs_f64(secs.parse::<f64>().ok().filter(|s| *s > 0.0).with_context(|| {
+            format!("{STACKCI_CREDENTIAL_HELPER_TIMEOUT}=`{secs}` is not a positive number of seconds")
+        })?),
+        None => super::cred_helper::DEFAULT_TIMEOUT,
+    };
+    super::cred_helper::get(
+        helper,
+        &super::cred_helper::server_url(host),
+        env(PATH).as_deref(),
+        timeout,
+        &file.display().to_string(),
+    )
+}
+
+/// The other names of `host` in credential files (Docker Hub has three).
+fn host_aliases(host: &str) -> &'static [&'static str] {
+    if super::reference::is_docker_hub(host) {
+        &["docker.io", "registry-1.docker.io", "index.docker.io"]
+    } else {
+        &[]
+    }
+}
+
+/// The usable `auths` entry of a parsed credentials file for `host`/`repository`.
+fn from_auths(config: &serde_json::Value, file: &Path, host: &str, repository: &str) -> Result<Option<Credentials>> {
     let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
         return Ok(None);
     };
     let wanted = format!("{host}/{repository}");
-    let aliases: &[&str] = match host {
-        "docker.io" | "registry-1.docker.io" | "index.docker.io" => {
-            &["docker.io", "registry-1.docker.io", "index.docker.io"]
-        }
-        _ => &[],
-    };
+    let aliases = host_aliases(host);
     let mut best: Option<(usize, &serde_json::Value)> = None;
     for (key, entry) in auths {
         let key = normalize_auth_key(key);
@@ -601,7 +648,7 @@ mod tests {
         std::fs::write(
             dir.path().join(".docker/config.json"),
             format!(
-                r#"{{"auths":{{"https://reg.example:5000/v1/":{{"auth":"{b64}"}},"other.example":{{"username":"bob","password":"pw"}},"other.example/team":{{"username":"carol","password":"pw2"}},"helper.example":{{}}}},"credsStore":"desktop"}}"#
+                r#"{{"auths":{{"https://reg.example:5000/v1/":{{"auth":"{b64}"}},"other.example":{{"username":"bob","password":"pw"}},"other.example/team":{{"username":"carol","password":"pw2"}},"helper.example":{{}}}}}}"#
             ),
         )
         .unwrap();
@@ -622,7 +669,7 @@ mod tests {
         );
         assert!(
             lookup_credentials("helper.example", "x", &env).unwrap().is_none(),
-            "helper-only entries are skipped"
+            "entries without credentials are skipped"
         );
         assert!(
             lookup_credentials("reg.example", "x", &env).unwrap().is_none(),

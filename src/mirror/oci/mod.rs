@@ -2,7 +2,7 @@
 //! `oci+http://HOST/REPO` for plain HTTP).
 //!
 //! Layers, each in its own module: [`reference`] parses URLs; [`auth`] finds credentials
-//! and runs the Basic/Bearer flows; [`transport`] builds the HTTP client (TLS trust,
+//! (asking [`cred_helper`]s) and runs the Basic/Bearer flows; [`transport`] builds the HTTP client (TLS trust,
 //! timeouts) and retries; [`client`] sends every request through them;
 //! [`blobs`], [`manifests`] and [`tags`] are the protocol steps, one named function each;
 //! [`mirror`] implements [`crate::mirror::Mirror`] on top.
@@ -14,10 +14,12 @@
 pub mod auth;
 pub mod blobs;
 pub mod client;
+pub mod cred_helper;
 pub mod error;
 pub mod manifests;
 pub mod mirror;
 pub mod reference;
+pub mod referrers;
 pub mod tags;
 pub(crate) mod transport;
 

@@ -1,11 +1,31 @@
 //! Registry references: `oci://HOST[:PORT]/REPO[:TAG|@DIGEST]` (HTTPS) and
-//! `oci+http://...` (plain HTTP, for local registries only).
+//! `oci+http://...` (plain HTTP, for local registries only), plus the names users copy from
+//! docker and skopeo: `docker://NAME` (a docker reference: `alpine:3`,
+//! `docker.io/library/alpine`, `ghcr.io/o/r:t`).
+//!
+//! Names are normalized the way the registries themselves expect them:
+//! `docker.io` and `index.docker.io` are Docker Hub, whose API is at
+//! [`DOCKER_HUB_API_HOST`], and a one-component Docker Hub repository is under `library/`
+//! (`docker.io/alpine` is `registry-1.docker.io/library/alpine`); GHCR repositories are
+//! lower-cased, since `ghcr.io` accepts only lowercase names and `${{ github.repository }}`
+//! keeps the owner's capitals.
 
 use std::fmt;
 
 use reqwest::Url;
 
 use crate::digest::Digest;
+
+/// Where Docker Hub's registry API is (`docker.io` and `index.docker.io` name it).
+pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+
+/// The host names users write for Docker Hub.
+const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", DOCKER_HUB_API_HOST];
+
+/// Whether `host` is one of the names of Docker Hub.
+pub fn is_docker_hub(host: &str) -> bool {
+    DOCKER_HUB_ALIASES.iter().any(|a| a.eq_ignore_ascii_case(host))
+}
 
 /// How to talk to the registry: HTTPS (`oci://`, `oci+https://`) or plain HTTP (`oci+http://`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,7 +105,10 @@ pub struct ParseReferenceError {
 
 impl Reference {
     /// Parses `oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]`; `oci+http://` selects plain HTTP
-    /// and `oci+https://` is an explicit spelling of `oci://`.
+    /// and `oci+https://` is an explicit spelling of `oci://`. `docker://NAME` takes a
+    /// docker reference, whose first component is a host only when it has a `.` or a `:` or
+    /// is `localhost` (else the name is on Docker Hub). Docker Hub and GHCR names are
+    /// normalized (see the module docs).
     pub fn parse(input: &str) -> Result<Reference, ParseReferenceError> {
         let err = |reason: &str| ParseReferenceError {
             input: crate::net::redact::url(input).into_owned(),
@@ -97,7 +120,11 @@ impl Reference {
                 crate::net::redact::REGISTRY_HINT
             )));
         }
-        let (scheme, rest) = if let Some(rest) = input.strip_prefix("oci://") {
+        let docker_form;
+        let (scheme, rest) = if let Some(name) = input.strip_prefix("docker://") {
+            docker_form = docker_name(name);
+            (Scheme::Https, docker_form.as_str())
+        } else if let Some(rest) = input.strip_prefix("oci://") {
             (Scheme::Https, rest)
         } else if let Some(rest) = input.strip_prefix("oci+https://") {
             (Scheme::Https, rest)
@@ -105,7 +132,7 @@ impl Reference {
             (Scheme::Http, rest)
         } else {
             return Err(err(
-                "expected `oci://HOST/REPO` (or `oci+http://HOST/REPO` for plain HTTP)",
+                "expected `oci://HOST/REPO` (or `oci+http://HOST/REPO` for plain HTTP, `docker://NAME` for a docker reference)",
             ));
         };
         let (host, path) = rest
@@ -127,13 +154,20 @@ impl Reference {
                 None => (path, Target::Repository),
             }
         };
-        validate_repository(repository).map_err(|reason| err(&reason))?;
+        let mut host = host.to_ascii_lowercase();
+        let mut repository = repository.to_string();
+        if is_docker_hub(&host) {
+            host = DOCKER_HUB_API_HOST.to_string();
+            if !repository.contains('/') {
+                repository = format!("library/{repository}");
+            }
+        } else if host == "ghcr.io" {
+            repository.make_ascii_lowercase();
+        }
+        validate_repository(&repository).map_err(|reason| err(&reason))?;
         Ok(Reference {
-            registry: Registry {
-                scheme,
-                host: host.to_ascii_lowercase(),
-            },
-            repository: repository.to_string(),
+            registry: Registry { scheme, host },
+            repository,
             target,
         })
     }
@@ -156,6 +190,16 @@ impl fmt::Display for Reference {
             Target::Tag(tag) => write!(f, ":{tag}"),
             Target::Digest(digest) => write!(f, "@{digest}"),
         }
+    }
+}
+
+/// A docker reference (`alpine:3`, `team/app`, `localhost:5000/x`, `ghcr.io/o/r`) as
+/// `HOST/REPO[:TAG|@DIGEST]`: the first component is a host only when it has a `.` or a `:`
+/// or is `localhost`, as docker and skopeo decide it; otherwise the name is on Docker Hub.
+fn docker_name(name: &str) -> String {
+    match name.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => name.to_string(),
+        _ => format!("docker.io/{name}"),
     }
 }
 
@@ -287,6 +331,61 @@ mod tests {
     }
 
     #[test]
+    fn docker_hub_names_as_users_write_them() {
+        let hub = |s: &str| {
+            let r = Reference::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            (r.registry.host.clone(), r.repository.clone(), r.to_string())
+        };
+        for s in [
+            "oci://docker.io/alpine:3.20",
+            "oci://index.docker.io/alpine:3.20",
+            "oci://Docker.IO/library/alpine:3.20",
+            "oci://registry-1.docker.io/library/alpine:3.20",
+            "docker://alpine:3.20",
+            "docker://docker.io/alpine:3.20",
+            "docker://library/alpine:3.20",
+        ] {
+            assert_eq!(
+                hub(s),
+                (
+                    "registry-1.docker.io".into(),
+                    "library/alpine".into(),
+                    "oci://registry-1.docker.io/library/alpine:3.20".into()
+                ),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            hub("oci://docker.io/team/app").1,
+            "team/app",
+            "two components: no library/"
+        );
+        assert_eq!(hub("docker://team/app:1").0, "registry-1.docker.io");
+        assert_eq!(hub("docker://localhost:5000/x:1").0, "localhost:5000");
+        assert_eq!(hub("docker://localhost/x:1").0, "localhost");
+        assert_eq!(hub("docker://quay.io/a/b:1").0, "quay.io");
+        let r =
+            Reference::parse("docker://alpine@sha256:0000000000000000000000000000000000000000000000000000000000000000")
+                .unwrap();
+        assert_eq!(r.repository, "library/alpine");
+        assert!(matches!(r.target, Target::Digest(_)));
+        assert!(is_docker_hub("index.docker.io") && !is_docker_hub("docker.example"));
+    }
+
+    #[test]
+    fn ghcr_names_are_lower_cased() {
+        let r = Reference::parse("oci://ghcr.io/MyOrg/Stack-Repo/demo-mirror").unwrap();
+        assert_eq!(r.repository, "myorg/stack-repo/demo-mirror");
+        let r = Reference::parse("docker://ghcr.io/MyOrg/App:V1").unwrap();
+        assert_eq!(
+            (r.repository.as_str(), r.target),
+            ("myorg/app", Target::Tag("V1".into()))
+        );
+        let err = Reference::parse("oci://quay.io/MyOrg/app").unwrap_err().to_string();
+        assert!(err.contains("lowercase"), "other registries keep the grammar: {err}");
+    }
+
+    #[test]
     fn credentials_are_refused_and_never_shown() {
         let err = Reference::parse("oci://u:s3cr3t@ghcr.io/x").unwrap_err().to_string();
         assert!(!err.contains("s3cr3t"), "{err}");
@@ -300,7 +399,7 @@ mod tests {
     #[test]
     fn rejects_bad_references() {
         for bad in [
-            "docker://h/r",
+            "dock://h/r",
             "oci://host",
             "oci:///repo",
             "oci://h:99999/r",

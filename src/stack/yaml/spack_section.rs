@@ -75,6 +75,7 @@ impl Converter<'_> {
 
         let Common {
             store,
+            platform,
             env: stack_env,
             timeout,
             mirror,
@@ -105,11 +106,13 @@ impl Converter<'_> {
             path: self.file.to_path_buf(),
             dir: self.dir.clone(),
             store,
+            platform,
             env: stack_env,
             mirror,
             images,
             status: raw.status,
             ci: raw.ci,
+            trust: raw.trust,
             spack: Some(spack_env),
             ..stack
         })

@@ -110,9 +110,14 @@ pub fn plan_statuses(json: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Writes a stack file of trivial packages: `(name, deps, script)`.
+/// Writes a stack file of trivial packages: `(name, deps, script)`. Its generated GitHub
+/// workflow uses the action from the checkout (`ci.github.action: ./`): a test build of
+/// stackci knows no release repository to default to.
 pub fn write_stack(dir: &Path, store: &Path, packages: &[(&str, &[&str], &str)]) -> PathBuf {
-    let mut y = format!("name: t\nstore: {}\npackages:\n", store.display());
+    let mut y = format!(
+        "name: t\nstore: {}\nci:\n  github:\n    action: ./\npackages:\n",
+        store.display()
+    );
     for (name, deps, script) in packages {
         y.push_str(&format!(
             "  {name}:\n    version: \"1.0\"\n    depends: [{}]\n    build: |\n",
