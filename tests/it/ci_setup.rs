@@ -74,11 +74,10 @@ fn generated(dir: &Path, spack_ref: Option<&str>) -> serde_json::Value {
     } else {
         let path = write_stack(dir, &dir.join("store"), &[("a", &[], "true")]);
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            format!("{text}ci: {{ install: {{ repository: my-org/stackci }} }}\n"),
-        )
-        .unwrap();
+        let ci = "ci:\n  github:\n    action: ./\n";
+        assert!(text.contains(ci), "write_stack's ci: section changed:\n{text}");
+        let with = text.replace(ci, &format!("{ci}  install: {{ repository: my-org/stackci }}\n"));
+        std::fs::write(&path, with).unwrap();
         path
     };
     let out = dir.join("pipeline.yml");

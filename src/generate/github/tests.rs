@@ -20,8 +20,7 @@ fn no_placeholder_action_and_a_writable_store() {
     s.ci.install.repository = String::new();
     let err = github_workflow(&s, &o).unwrap_err().to_string();
     assert!(
-        err.contains("neither ci.github.action nor ci.install.repository is set")
-            && err.contains("OWNER/stackci@v1"),
+        err.contains("neither ci.github.action nor ci.install.repository is set") && err.contains("OWNER/stackci@v1"),
         "{err}"
     );
     let wf = github_workflow(&small(), &opts()).unwrap();
