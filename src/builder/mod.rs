@@ -10,4 +10,5 @@ pub mod recipe;
 pub mod schedule;
 pub mod scratch;
 pub mod source;
+pub mod spack;
 pub mod summary;

@@ -6,7 +6,6 @@
 //! SIGKILL after [`GRACE`] (at once on a second Ctrl-C). `run` returns only when the
 //! recipe's processes are gone.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -24,12 +23,6 @@ use crate::stack::{Recipe, Stack, duration};
 
 /// The PATH every recipe starts from, after its dependencies' `bin` directories.
 pub const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-/// Environment variable overriding the Spack job command; `{hash}`, `{name}`, `{version}` are
-/// filled in, shell-quoted when needed (so the template must not quote them itself).
-pub const SPACK_COMMAND_ENV: &str = "STACKCI_SPACK_COMMAND";
-/// The default Spack job command.
-pub const DEFAULT_SPACK_COMMAND: &str = "spack install /{hash}";
-
 pub use crate::stack::prefix_var;
 
 /// The environment a recipe of package `i` runs with (nothing is inherited).
@@ -85,47 +78,8 @@ pub fn script(stack: &Stack, i: usize) -> Result<String> {
     let pkg = &stack.packages[i];
     match &pkg.recipe {
         Recipe::Script(s) => Ok(s.clone()),
-        Recipe::Spack => {
-            let template = crate::env_vars::var(crate::env_vars::STACKCI_SPACK_COMMAND)
-                .unwrap_or_else(|| DEFAULT_SPACK_COMMAND.into());
-            Ok(fill_spack_command(&template, &pkg.name, &pkg.version, &pkg.hash))
-        }
+        Recipe::Spack => bail!("`{}` is a Spack spec: Spack builds it, not a script", pkg.tag()),
         Recipe::External { .. } => bail!("`{}` is external and is never built", pkg.tag()),
-    }
-}
-
-/// `template` with `{name}`, `{version}` and `{hash}` replaced, in one pass, by the
-/// shell-quoted values.
-fn fill_spack_command(template: &str, name: &str, version: &str, hash: &str) -> String {
-    let fields = [("{name}", name), ("{version}", version), ("{hash}", hash)];
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        match fields.iter().find(|(key, _)| rest.starts_with(key)) {
-            Some((key, value)) => {
-                out.push_str(&shell_quote(value));
-                rest = &rest[key.len()..];
-            }
-            None => {
-                out.push('{');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `s` as one bash word: unchanged when it holds only `[A-Za-z0-9_./:=@%+,-]`, else in
-/// single quotes.
-fn shell_quote(s: &str) -> Cow<'_, str> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
     }
 }
 
@@ -212,122 +166,122 @@ pub fn run(
     let script_path = work.parent().unwrap_or(work).join("build.sh");
     std::fs::write(&script_path, script(stack, i)?).with_context(|| format!("writing {}", script_path.display()))?;
     let mut log_file = File::create(log).with_context(|| format!("creating log {}", log.display()))?;
-
-    procs::become_subreaper();
-    let (reader, writer) = std::io::pipe().context("creating a pipe for the recipe output")?;
     let mut cmd = Command::new("bash");
     cmd.arg("-e")
         .arg(&script_path)
         .current_dir(work)
         .env_clear()
-        .envs(environment(stack, i, jobs, source_date_epoch, &home))
-        .stdin(Stdio::null())
-        .stdout(writer.try_clone()?)
-        .stderr(writer)
-        .process_group(0);
-    let mut child = cmd.spawn().context("starting bash (is it installed?)")?;
-    drop(cmd); // close our copies of the pipe's write end
-    let guard = GroupGuard::new(child.id());
-    let mut tree = Tree::new(child.id(), &format!("STACKCI_HASH={}", pkg.hash));
-    let deadline = pkg.timeout.map(|t| (Instant::now() + t, t));
-
-    let mut log_error = None;
-    let mut sink = |line: &[u8]| {
-        if log_error.is_none()
-            && let Err(e) = log_file.write_all(line).and_then(|()| log_file.write_all(b"\n"))
-        {
-            log_error = Some(e);
-        }
-        on_line(&String::from_utf8_lossy(line));
+        .envs(environment(stack, i, jobs, source_date_epoch, &home));
+    let run = Supervised {
+        hash: &pkg.hash,
+        timeout: pkg.timeout,
+        log,
     };
-    let mut out = Output::new(reader);
-    let mut stopper = Stopper::default();
-    let mut pipe_error = None;
-    let status = loop {
-        let pumped = out.pump(TICK, &mut sink);
-        if let Some(status) = child.try_wait().context("waiting for the recipe")? {
-            break status;
-        }
-        if let Err(e) = pumped {
-            // Without its output the recipe cannot be logged: stop it.
-            stopper.term(&mut tree);
-            pipe_error.get_or_insert(e);
-        }
-        if let Some(note) = stopper.tick(&mut tree, deadline) {
-            sink(note.as_bytes());
-        }
-    };
-
-    // The shell is gone; stop what it left behind and take only what is already written.
-    let _ = out.drain(DRAIN, &mut sink);
-    if stopper.term_at.is_none() && tree.alive() {
-        sink(b"stackci: the recipe left processes running; stopping them (SIGTERM)");
-        stopper.term(&mut tree);
-    }
-    while tree.alive() {
-        if let Some(note) = stopper.tick(&mut tree, None) {
-            sink(note.as_bytes());
-        }
-        if stopper.kill_at.is_some_and(|t| t.elapsed() >= GRACE) {
-            sink(b"stackci: some of the recipe's processes outlived SIGKILL; not waiting for them");
-            break;
-        }
-        std::thread::sleep(TICK);
-    }
-    let _ = out.drain(DRAIN, &mut sink);
-    drop(guard);
-
-    if let Some(e) = pipe_error {
-        return Err(e).context("reading the recipe's output");
-    }
-    if let Some(e) = log_error {
-        return Err(e).with_context(|| format!("writing log {}", log.display()));
-    }
-    if let (Some(Why::TimedOut), Some((_, limit))) = (stopper.why, deadline) {
-        bail!("timed out after {}; log: {}", duration::show(limit), log.display());
-    }
-    if cancel::is_cancelled() {
-        bail!("interrupted");
-    }
+    let status = run.run(cmd, &mut log_file, on_line)?;
     if !status.success() {
         bail!("recipe failed ({status}); log: {}", log.display());
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A process run as a recipe is: its own process group, output to a log and to a line
+/// callback, stopped on Ctrl-C or timeout with SIGTERM then SIGKILL, and waited for until
+/// nothing it started is left. Used for script recipes and for the Spack commands of a
+/// Spack package.
+#[derive(Debug, Clone, Copy)]
+pub struct Supervised<'a> {
+    /// The package hash, set as `STACKCI_HASH` in the command's environment by the caller:
+    /// the supervisor finds the processes that left the group by it.
+    pub hash: &'a str,
+    /// How long it may run.
+    pub timeout: Option<Duration>,
+    /// The log file's path, for messages.
+    pub log: &'a Path,
+}
 
-    #[test]
-    fn spack_placeholders_are_shell_quoted() {
-        let name = "x;touch pwned";
-        let version = "$(echo 1)'`id`";
-        let filled = fill_spack_command("printf '%s|' {name} {version} /{hash} {other}", name, version, "abc");
-        assert_eq!(
-            filled,
-            r#"printf '%s|' 'x;touch pwned' '$(echo 1)'\''`id`' /abc {other}"#
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(&filled)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            format!("{name}|{version}|/abc|{{other}}|")
-        );
-        assert!(!dir.path().join("pwned").exists());
-        // A name holding a placeholder is not substituted again; plain values stay bare.
-        assert_eq!(
-            fill_spack_command("{name} {version}", "{version}", "1.0", "h"),
-            "'{version}' 1.0"
-        );
-        assert_eq!(
-            fill_spack_command(DEFAULT_SPACK_COMMAND, "zlib", "1.3", "h4sh"),
-            "spack install /h4sh"
-        );
+impl Supervised<'_> {
+    /// Runs `cmd` (its environment already set, with `STACKCI_HASH`) to the end, appending
+    /// its output to `log_file`. Returns its exit status; failing to start, timing out,
+    /// being interrupted, losing the output or the log are errors.
+    pub fn run(
+        &self,
+        mut cmd: Command,
+        log_file: &mut File,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<std::process::ExitStatus> {
+        procs::become_subreaper();
+        let (reader, writer) = std::io::pipe().context("creating a pipe for the recipe output")?;
+        cmd.stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} (is it installed?)", cmd.get_program().to_string_lossy()))?;
+        drop(cmd); // close our copies of the pipe's write end
+        let guard = GroupGuard::new(child.id());
+        let mut tree = Tree::new(child.id(), &format!("STACKCI_HASH={}", self.hash));
+        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
+
+        let mut log_error = None;
+        let mut sink = |line: &[u8]| {
+            if log_error.is_none()
+                && let Err(e) = log_file.write_all(line).and_then(|()| log_file.write_all(b"\n"))
+            {
+                log_error = Some(e);
+            }
+            on_line(&String::from_utf8_lossy(line));
+        };
+        let mut out = Output::new(reader);
+        let mut stopper = Stopper::default();
+        let mut pipe_error = None;
+        let status = loop {
+            let pumped = out.pump(TICK, &mut sink);
+            if let Some(status) = child.try_wait().context("waiting for the recipe")? {
+                break status;
+            }
+            if let Err(e) = pumped {
+                // Without its output the recipe cannot be logged: stop it.
+                stopper.term(&mut tree);
+                pipe_error.get_or_insert(e);
+            }
+            if let Some(note) = stopper.tick(&mut tree, deadline) {
+                sink(note.as_bytes());
+            }
+        };
+
+        // The process is gone; stop what it left behind and take only what is already written.
+        let _ = out.drain(DRAIN, &mut sink);
+        if stopper.term_at.is_none() && tree.alive() {
+            sink(b"stackci: the recipe left processes running; stopping them (SIGTERM)");
+            stopper.term(&mut tree);
+        }
+        while tree.alive() {
+            if let Some(note) = stopper.tick(&mut tree, None) {
+                sink(note.as_bytes());
+            }
+            if stopper.kill_at.is_some_and(|t| t.elapsed() >= GRACE) {
+                sink(b"stackci: some of the recipe's processes outlived SIGKILL; not waiting for them");
+                break;
+            }
+            std::thread::sleep(TICK);
+        }
+        let _ = out.drain(DRAIN, &mut sink);
+        drop(guard);
+
+        let log = self.log;
+        if let Some(e) = pipe_error {
+            return Err(e).context("reading the recipe's output");
+        }
+        if let Some(e) = log_error {
+            return Err(e).with_context(|| format!("writing log {}", log.display()));
+        }
+        if let (Some(Why::TimedOut), Some((_, limit))) = (stopper.why, deadline) {
+            bail!("timed out after {}; log: {}", duration::show(limit), log.display());
+        }
+        if cancel::is_cancelled() {
+            bail!("interrupted");
+        }
+        Ok(status)
     }
 }

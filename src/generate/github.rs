@@ -22,10 +22,12 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Result, bail, ensure};
 use serde::Serialize;
 
+use super::setup::{INSTALL_STACKCI, SETUP_SPACK, install_vars, spack_vars};
 use super::yaml::{Ordered, append, header, literal, shell_quote};
 use crate::plan::{Plan, Status};
-use crate::stack::settings::{GithubSettings, RunsOn};
-use crate::stack::{DepKind, Stack};
+use crate::stack::job_rules::Rules;
+use crate::stack::settings::{GithubSettings, InstallSettings, RunsOn};
+use crate::stack::{DepKind, Recipe, Stack};
 
 /// Default path of the generated workflow.
 pub const DEFAULT_OUTPUT: &str = ".github/workflows/stackci.yml";
@@ -103,10 +105,13 @@ struct Chunk {
     members: Vec<usize>,
     /// Ids of the chunks of the level below.
     needs: Vec<usize>,
+    /// The `ci: mapping:` rule of all its packages.
+    rule: Option<usize>,
 }
 
 impl Layout {
     fn new(stack: &Stack, s: &GithubSettings) -> Result<Layout> {
+        let rules = Rules::new(&stack.ci.mapping)?;
         ensure!(
             (1..=256).contains(&s.max_matrix),
             "ci.github.max_matrix is {}; it must be between 1 and 256",
@@ -173,9 +178,22 @@ impl Layout {
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut below: Vec<usize> = Vec::new();
         for (l, members) in levels.iter().enumerate() {
-            let parts = members.len().div_ceil(s.max_matrix);
+            // One matrix job runs on one kind of runner: split the level by mapping rule.
+            let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+            for &i in members {
+                let rule = rules.position(&stack.packages[i].name);
+                match groups.iter_mut().find(|(r, _)| *r == rule) {
+                    Some((_, g)) => g.push(i),
+                    None => groups.push((rule, vec![i])),
+                }
+            }
+            let slices: Vec<(Option<usize>, &[usize])> = groups
+                .iter()
+                .flat_map(|(rule, g)| g.chunks(s.max_matrix).map(move |c| (*rule, c)))
+                .collect();
+            let parts = slices.len();
             let first = chunks.len();
-            for (k, slice) in members.chunks(s.max_matrix).enumerate() {
+            for (k, (rule, slice)) in slices.into_iter().enumerate() {
                 let (id, output, name) = if parts == 1 {
                     (format!("level-{l}"), format!("level_{l}"), format!("level {l}"))
                 } else {
@@ -191,6 +209,7 @@ impl Layout {
                     name,
                     members: slice.to_vec(),
                     needs: below.clone(),
+                    rule,
                 });
             }
             below = (first..chunks.len()).collect();
@@ -336,16 +355,16 @@ struct Job<'a> {
     needs: Vec<String>,
     #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
     condition: Option<String>,
-    runs_on: &'a RunsOn,
+    runs_on: RunsOn,
     timeout_minutes: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    container: Option<&'a serde_json::Value>,
+    container: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     permissions: Option<BTreeMap<&'static str, &'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     strategy: Option<Strategy>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    env: Option<BTreeMap<&'static str, String>>,
+    env: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outputs: Option<Ordered<String, String>>,
     steps: Vec<Step<'a>>,
@@ -413,20 +432,57 @@ read -ra packages <<< "$PACKAGES"
 stackci plan --github-output "${args[@]}" "${packages[@]}"
 "#;
 
-/// The stackci steps shared by every job: checkout, setup steps, install.
-fn prelude(s: &GithubSettings) -> Vec<Step<'_>> {
+/// The steps shared by every job: checkout, setup steps, then stackci: the configured
+/// action, else the install step (release binary checked against its sha256, or cargo).
+fn prelude<'a>(s: &'a GithubSettings, install: &InstallSettings) -> Vec<Step<'a>> {
     let mut steps = vec![Step::Ours(OurStep {
         uses: Some("actions/checkout@v5".into()),
         ..Default::default()
     })];
     steps.extend(s.setup_steps.iter().map(Step::Theirs));
-    steps.push(Step::Ours(OurStep {
-        name: Some("Install stackci".into()),
-        uses: Some(s.action.clone()),
-        with: Some(BTreeMap::from([("version", s.version.clone())])),
-        ..Default::default()
-    }));
+    if s.action.trim().is_empty() {
+        steps.push(Step::Ours(OurStep {
+            env: Some(install_vars(install).into_iter().collect()),
+            ..run("Install stackci", INSTALL_STACKCI)
+        }));
+    } else {
+        steps.push(Step::Ours(OurStep {
+            name: Some("Install stackci".into()),
+            uses: Some(s.action.clone()),
+            with: Some(BTreeMap::from([("version", s.version.clone())])),
+            ..Default::default()
+        }));
+    }
     steps
+}
+
+/// The step that gets Spack (`SPACK_ROOT`, `spack` on PATH, else a clone), for jobs that
+/// build Spack packages; `None` when the stack needs none.
+fn spack_step(stack: &Stack) -> Option<Step<'static>> {
+    let vars = spack_vars(stack)?;
+    Some(Step::Ours(OurStep {
+        env: Some(vars.into_iter().collect()),
+        ..run("Set up Spack", SETUP_SPACK)
+    }))
+}
+
+/// Applies the `ci: mapping:` rule `rule` (an index into `rules`) to a build job.
+fn apply_rule(job: &mut Job, rules: &Rules, rule: Option<usize>) {
+    let Some(i) = rule else { return };
+    let (r, timeout) = rules.get(i);
+    if let Some(tags) = &r.tags {
+        job.runs_on = RunsOn::Labels(tags.clone());
+    }
+    if let Some(image) = &r.image {
+        job.container = Some(serde_json::Value::String(image.clone()));
+    }
+    if let Some(t) = timeout {
+        job.timeout_minutes = u32::try_from(t.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
+    }
+    if !r.variables.is_empty() {
+        let env = job.env.get_or_insert_with(BTreeMap::new);
+        env.extend(r.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
 
 /// Makes the store writable for the job's user: `/opt/stackci` (the default) is root's on
@@ -469,9 +525,9 @@ fn job<'a>(
         name,
         needs,
         condition,
-        runs_on: &s.runs_on,
+        runs_on: s.runs_on.clone(),
         timeout_minutes: s.timeout_minutes,
-        container: s.container.as_ref(),
+        container: s.container.clone(),
         permissions: None,
         strategy: None,
         env: None,
@@ -490,17 +546,18 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
         );
     }
     ensure!(
-        !s.action.trim().is_empty(),
-        "ci.github.action is not set, and this stackci build does not know the repository of its \
-         GitHub action: set `ci: {{ github: {{ action: OWNER/stackci@v1 }} }}` in the stack \
-         (`./` in a checkout of stackci itself)"
+        !s.action.trim().is_empty() || !stack.ci.install.repository.trim().is_empty(),
+        "neither ci.github.action nor ci.install.repository is set, and this stackci build does not \
+         know its own repository: set `ci: {{ github: {{ action: OWNER/stackci@v1 }} }}` (`./` in a \
+         checkout of stackci itself) or `ci: {{ install: {{ repository: OWNER/stackci }} }}` in the stack"
     );
     let layout = Layout::new(stack, s)?;
+    let rules = Rules::new(&stack.ci.mapping)?;
     let job = |name, needs, condition, steps| job(s, name, needs, condition, steps);
     let mut jobs: Vec<(String, Job)> = Vec::new();
 
     // plan
-    let mut steps = prelude(s);
+    let mut steps = prelude(s, &stack.ci.install);
     steps.push(Step::Ours(run(
         "Check that this workflow is up to date",
         format!("stackci generate github --check -o {}", shell_quote(&opts.output)),
@@ -550,16 +607,18 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                     "${{{{ {ok} && contains(fromJSON(needs.plan.outputs.build), {}) }}}}",
                     expr_str(key)
                 );
-                let mut steps = prelude(s);
+                let mut steps = prelude(s, &stack.ci.install);
                 steps.push(Step::Ours(store_step(stack)));
+                if p.recipe == Recipe::Spack {
+                    steps.extend(spack_step(stack));
+                }
                 steps.push(Step::Ours(run(
                     format!("Build {} {}", p.name, p.version),
                     format!("stackci build {} {}", shell_quote(key), force_flag(&expr_str(key))),
                 )));
-                jobs.push((
-                    id.clone(),
-                    job(format!("{} {}", p.name, p.version), needs, Some(cond), steps),
-                ));
+                let mut j = job(format!("{} {}", p.name, p.version), needs, Some(cond), steps);
+                apply_rule(&mut j, &rules, rules.position(&p.name));
+                jobs.push((id.clone(), j));
             }
         }
         Mode::Matrix(chunks) => {
@@ -567,8 +626,11 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                 let mut needs = vec!["plan".to_string()];
                 needs.extend(c.needs.iter().map(|&k| chunks[k].id.clone()));
                 let cond = format!("${{{{ {ok} && needs.plan.outputs.{} != '[]' }}}}", c.output);
-                let mut steps = prelude(s);
+                let mut steps = prelude(s, &stack.ci.install);
                 steps.push(Step::Ours(store_step(stack)));
+                if c.members.iter().any(|&i| stack.packages[i].recipe == Recipe::Spack) {
+                    steps.extend(spack_step(stack));
+                }
                 let mut build = run(
                     "Build ${{ matrix.package }}",
                     format!("stackci build \"$PACKAGE\" {}", force_flag("matrix.package")),
@@ -581,6 +643,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
                     Some(cond),
                     steps,
                 );
+                apply_rule(&mut j, &rules, c.rule);
                 j.strategy = Some(Strategy {
                     fail_fast: false,
                     matrix: Matrix {
@@ -594,7 +657,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
     let all: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
 
     if !stack.images.is_empty() {
-        let mut steps = prelude(s);
+        let mut steps = prelude(s, &stack.ci.install);
         for name in stack.images.keys() {
             ensure!(
                 !name.contains(['"', '\\', '`', '$']),
@@ -616,7 +679,7 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
         jobs.push(("images".into(), j));
     }
 
-    let mut steps = prelude(s);
+    let mut steps = prelude(s, &stack.ci.install);
     let mut report = run("Report status", "stackci status \"$STATE\"");
     report.continue_on_error = Some(true);
     report.env = Some(BTreeMap::from([(

@@ -26,13 +26,19 @@ use std::path::Path;
 use anyhow::{Result, bail, ensure};
 use serde::Serialize;
 
-use super::yaml::{append_entry, header, push_scalar, shell_quote};
+use super::setup::{INSTALL_STACKCI, SETUP_SPACK, install_vars, spack_vars};
+use super::yaml::{Block, append_entry, header, push_scalar, shell_quote};
 use crate::plan::{Plan, Status};
-use crate::stack::settings::{DEFAULT_SPACK_COMMAND, GitlabSettings};
-use crate::stack::{Recipe, Stack};
+use crate::stack::job_rules::{JobRule, Rules};
+use crate::stack::settings::GitlabSettings;
+use crate::stack::{Recipe, Stack, duration};
 
 /// Name of the hidden template job every generated job `extends`.
 pub const TEMPLATE: &str = ".stackci";
+
+/// The hidden template of Spack packages' build jobs: [`TEMPLATE`] plus the step that gets
+/// Spack (`SPACK_REPO`, `SPACK_REF`).
+pub const SPACK_TEMPLATE: &str = ".stackci-spack";
 
 /// Default main output file (the component triggers it).
 pub const DEFAULT_OUTPUT: &str = "stackci-pipeline.yml";
@@ -115,7 +121,7 @@ pub fn gitlab_pipeline(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Resu
     );
     let upstreams = plan.upstreams.join(",");
     let ctx = Context::new(plan, stack, opts, &upstreams)?;
-    let jobs = jobs(plan, stack, opts)?;
+    let jobs = jobs(plan, stack, spack_vars(stack).is_some())?;
     let mut files = Vec::new();
     if jobs.is_empty() {
         files.push((
@@ -138,7 +144,7 @@ fn has_credentials(url: &str) -> bool {
 }
 
 /// One build job.
-struct Job {
+struct Job<'a> {
     /// Job name.
     name: String,
     /// Dependency level: its stage.
@@ -147,6 +153,10 @@ struct Job {
     deps: Vec<u32>,
     /// Its one script line.
     script: String,
+    /// The template it extends.
+    template: &'static str,
+    /// The `ci: mapping:` rule for its package, with the rule's timeout.
+    rule: Option<(&'a JobRule, Option<std::time::Duration>)>,
 }
 
 /// The build jobs of `plan`, sorted by level (then dependency order).
@@ -154,7 +164,8 @@ struct Job {
 /// A job waits for the built packages among its dependencies, and also for those below a
 /// cached dependency (a cached package whose own dependency must be rebuilt), so every
 /// package is in the mirror before a job needs it.
-fn jobs(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Result<Vec<Job>> {
+fn jobs<'a>(plan: &Plan, stack: &'a Stack, spack_template: bool) -> Result<Vec<Job<'a>>> {
+    let rules = Rules::new(&stack.ci.mapping)?;
     let n = plan.packages.len();
     // below[i]: the built packages package i waits for (its own dependencies for a package
     // to build; for a cached one, what its dependents must wait for through it).
@@ -200,33 +211,21 @@ fn jobs(plan: &Plan, stack: &Stack, opts: &GitlabOptions) -> Result<Vec<Job>> {
         *slot += 1;
     }
     let names = job_names(plan, &order);
-    let env = Path::new(&opts.stack_file)
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| ".".into());
-    let spack = opts.settings.spack_command.as_deref().unwrap_or(DEFAULT_SPACK_COMMAND);
     let jobs = order
         .iter()
         .zip(names)
         .map(|(&i, name)| {
             let e = &plan.packages[i];
-            let script = match stack.packages[i].recipe {
-                Recipe::Spack => spack
-                    .replace("{hash}", &e.hash)
-                    .replace("{name}", &shell_quote(&e.name))
-                    .replace("{version}", &shell_quote(&e.version))
-                    .replace("{tag}", &e.tag)
-                    .replace("{env}", &shell_quote(&env)),
-                _ => format!("stackci build {}", shell_quote(&e.tag)),
-            };
             let mut deps: Vec<u32> = below[i].iter().map(|&d| job_of[d as usize]).collect();
             deps.sort_unstable();
+            let spack = spack_template && stack.packages[i].recipe == Recipe::Spack;
             Job {
                 name,
                 level: level[i],
                 deps,
-                script,
+                script: format!("stackci build {}", shell_quote(&e.tag)),
+                template: if spack { SPACK_TEMPLATE } else { TEMPLATE },
+                rule: rules.find(&e.name),
             }
         })
         .collect();
@@ -284,12 +283,20 @@ struct Template<'a> {
     tags: &'a [String],
     variables: BTreeMap<&'a str, &'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    before_script: &'a [String],
+    before_script: Vec<Block<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout: Option<&'a str>,
     retry: Retry,
     interruptible: bool,
     artifacts: Artifacts,
+}
+
+/// The Spack template: the shared one, plus the variables and the step that get Spack.
+#[derive(Serialize)]
+struct SpackTemplate<'a> {
+    extends: &'static str,
+    variables: BTreeMap<&'static str, &'a str>,
+    before_script: Vec<Block<'a>>,
 }
 
 /// `retry:`: retry jobs lost to the infrastructure, never script failures.
@@ -377,6 +384,7 @@ impl<'a> Context<'a> {
     fn new(plan: &'a Plan, stack: &'a Stack, opts: &'a GitlabOptions, upstreams: &'a str) -> Result<Context<'a>> {
         let s = &opts.settings;
         let image = s.image.as_deref().or(opts.image.as_deref());
+        let install = install_vars(&stack.ci.install);
         let mut variables = BTreeMap::from([
             ("STACKCI_STACK", opts.stack_file.as_str()),
             ("STACKCI_MIRROR", plan.mirror.as_str()),
@@ -384,6 +392,13 @@ impl<'a> Context<'a> {
         // Every job reads through the upstreams the plan found packages in.
         if !upstreams.is_empty() {
             variables.insert("STACKCI_UPSTREAMS", upstreams);
+        }
+        variables.extend(install.iter().map(|(k, v)| (*k, v.as_str())));
+        let spack = spack_vars(stack);
+        for (k, _) in spack.iter().flatten() {
+            if s.variables.contains_key(*k) {
+                bail!("ci.gitlab.variables sets {k}: set `spack: {{ git:, ref: }}` in the stack instead");
+            }
         }
         for (k, v) in &s.variables {
             if variables.insert(k, v).is_some() {
@@ -403,11 +418,13 @@ impl<'a> Context<'a> {
         } else {
             format!("{dir}/{LOG_DIR}")
         };
+        let mut before: Vec<Block> = vec![Block(INSTALL_STACKCI)];
+        before.extend(s.before_script.iter().map(|b| Block(b)));
         let template = Template {
             image,
             tags: &s.tags,
             variables,
-            before_script: &s.before_script,
+            before_script: before,
             timeout: s.timeout.as_deref(),
             retry: Retry {
                 max: 2,
@@ -428,6 +445,16 @@ impl<'a> Context<'a> {
         };
         let mut out = String::new();
         append_entry(&mut out, TEMPLATE, &template)?;
+        if let Some(vars) = &spack {
+            let mut before: Vec<Block> = vec![Block(INSTALL_STACKCI), Block(SETUP_SPACK)];
+            before.extend(s.before_script.iter().map(|b| Block(b)));
+            let t = SpackTemplate {
+                extends: TEMPLATE,
+                variables: vars.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+                before_script: before,
+            };
+            append_entry(&mut out, SPACK_TEMPLATE, &t)?;
+        }
         Ok(Context {
             opts,
             stack,
@@ -644,7 +671,7 @@ fn render_job(job: &Job, jobs: &[Job], stages: &[String], max_needs: usize, from
     let mut out = String::with_capacity(160 + 48 * job.deps.len().min(max_needs));
     push_scalar(&mut out, &job.name);
     out.push_str(":\n  extends: ");
-    out.push_str(TEMPLATE);
+    out.push_str(job.template);
     out.push_str("\n  stage: ");
     out.push_str(&stages[job.level]);
     out.push('\n');
@@ -661,10 +688,46 @@ fn render_job(job: &Job, jobs: &[Job], stages: &[String], max_needs: usize, from
             }
         }
     }
+    if let Some((rule, timeout)) = job.rule {
+        push_rule(&mut out, rule, timeout);
+    }
     out.push_str("  script:\n  - ");
     push_scalar(&mut out, &job.script);
     out.push('\n');
     out
+}
+
+/// The job keys a `ci: mapping:` rule sets: they replace the template's `tags`, `image`
+/// and `timeout`; GitLab merges `variables` with the template's.
+fn push_rule(out: &mut String, rule: &JobRule, timeout: Option<std::time::Duration>) {
+    if let Some(tags) = &rule.tags {
+        out.push_str("  tags:\n");
+        for t in tags {
+            out.push_str("  - ");
+            push_scalar(out, t);
+            out.push('\n');
+        }
+    }
+    if let Some(image) = &rule.image {
+        out.push_str("  image: ");
+        push_scalar(out, image);
+        out.push('\n');
+    }
+    if let Some(t) = timeout {
+        out.push_str("  timeout: ");
+        out.push_str(&duration::show(t));
+        out.push('\n');
+    }
+    if !rule.variables.is_empty() {
+        out.push_str("  variables:\n");
+        for (k, v) in &rule.variables {
+            out.push_str("    ");
+            push_scalar(out, k);
+            out.push_str(": ");
+            push_scalar(out, v);
+            out.push('\n');
+        }
+    }
 }
 
 #[cfg(test)]

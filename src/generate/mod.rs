@@ -8,6 +8,7 @@
 pub mod check;
 pub mod github;
 pub mod gitlab;
+pub mod setup;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod yaml;

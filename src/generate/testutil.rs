@@ -52,6 +52,7 @@ pub(crate) fn stack(name: &str, pkgs: &[(&str, &str, &[&str])]) -> Stack {
         images: BTreeMap::new(),
         status: Default::default(),
         ci: Default::default(),
+        spack: None,
         trust: Default::default(),
     }
 }

@@ -55,6 +55,20 @@ pub(crate) fn header(what: &str, stack_file: &str) -> String {
     )
 }
 
+/// A shell script: serialized as a literal block (`|`) when it has several lines, else as
+/// a plain scalar.
+pub(crate) struct Block<'a>(pub &'a str);
+
+impl Serialize for Block<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.trim_end().contains('\n') {
+            literal(self.0).serialize(s)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
 /// Wraps a multi-line string so that it serializes as a literal block (`|`).
 pub(crate) fn literal(s: &str) -> serde_saphyr::LitStr<'_> {
     serde_saphyr::LitStr(s)

@@ -9,9 +9,11 @@ pub mod dag;
 pub mod duration;
 mod error;
 pub mod hash;
+pub mod job_rules;
 mod model;
 pub mod settings;
 mod spack;
+pub mod spack_env;
 pub mod tree;
 mod yaml;
 

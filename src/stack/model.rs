@@ -50,6 +50,9 @@ pub struct Stack {
     pub status: super::settings::StatusConfig,
     /// The `ci:` section (settings of the generated pipelines).
     pub ci: super::settings::CiSettings,
+    /// The Spack environment the packages come from (`spack:`, or a bare `spack.lock`);
+    /// `None` for a stack of recipes.
+    pub spack: Option<super::spack_env::SpackEnv>,
     /// The `trust:` section (keys that signatures are checked against).
     pub trust: super::settings::TrustSettings,
 }

@@ -11,6 +11,13 @@
 //! status:
 //!   github: octo/stack
 //! ci:
+//!   mapping:                      # per-package runners, first matching rule wins
+//!     - match: [llvm, "gcc*"]
+//!       tags: [large]
+//!       image: registry.example.com/build/big:1
+//!       timeout: 6h
+//!       variables: { MAKEFLAGS: "-j32" }
+//!   install: { repository: my-org/stackci, version: "0.2.0" }
 //!   gitlab:
 //!     image: registry.example.com/build/stackci:0.1
 //!     tags: [linux, x86_64]
@@ -39,6 +46,54 @@ pub struct CiSettings {
     pub gitlab: GitlabSettings,
     /// Settings for `stackci generate github`.
     pub github: GithubSettings,
+    /// Per-package runner settings of the build jobs ([`JobRule`]), for both CI systems.
+    pub mapping: Vec<JobRule>,
+    /// How generated jobs install stackci when they have none.
+    pub install: InstallSettings,
+}
+
+pub use super::job_rules::{JobRule, RuleError};
+
+/// `ci: install:` — generated jobs that find no `stackci` on `PATH` download the release
+/// binary for their machine from `https://github.com/<repository>/releases/download/v<version>/`
+/// (`stackci-<target>.tar.gz`), check it against the published `.sha256`, and otherwise
+/// build it with `cargo install --git https://github.com/<repository> --tag v<version>`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstallSettings {
+    /// The GitHub repository (OWNER/NAME) of stackci's releases and sources.
+    /// Default: [`default_repository`]; empty: a job without stackci fails, naming this setting.
+    pub repository: String,
+    /// The version to install. Default: the version of the stackci that generated the
+    /// pipeline, so jobs run what planned them.
+    pub version: Option<String>,
+}
+
+/// Default of [`InstallSettings::repository`]: the repository this stackci was built from,
+/// when the build was told (`STACKCI_SOURCE_REPOSITORY` at compile time, as for
+/// [`default_action`]); else empty. Never a guessed placeholder.
+pub fn default_repository() -> String {
+    option_env!("STACKCI_SOURCE_REPOSITORY")
+        .filter(|r| r.contains('/'))
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Default for InstallSettings {
+    fn default() -> Self {
+        InstallSettings {
+            repository: default_repository(),
+            version: None,
+        }
+    }
+}
+
+impl InstallSettings {
+    /// The version jobs install (without a leading `v`).
+    pub fn version(&self) -> String {
+        let v = self.version.as_deref().unwrap_or(env!("CARGO_PKG_VERSION"));
+        v.strip_prefix('v').unwrap_or(v).to_string()
+    }
 }
 
 /// `ci: gitlab:` — shared settings of every generated GitLab job (they live in one hidden
@@ -67,19 +122,11 @@ pub struct GitlabSettings {
     pub max_bytes: usize,
     /// Job timeout (`timeout:`, e.g. `3h 30m`). Default: none (the project's setting).
     pub timeout: Option<String>,
-    /// Command run by the job of a Spack package, with `{hash}`, `{name}`, `{version}`,
-    /// `{tag}` and `{env}` (the directory of the lockfile) replaced.
-    /// Default: [`DEFAULT_SPACK_COMMAND`].
-    pub spack_command: Option<String>,
     /// Where the component's image pipeline pushes each image of the stack's `images:`
     /// section, with `{image}` replaced by the image name; GitLab variables are expanded
     /// by the job's shell. Default: [`DEFAULT_GITLAB_IMAGE_TO`].
     pub image_to: String,
 }
-
-/// Default of [`GitlabSettings::spack_command`]: install one concrete spec of the
-/// environment by its hash, without adding it to the environment again.
-pub const DEFAULT_SPACK_COMMAND: &str = "spack --env {env} install --no-add /{hash}";
 
 /// Default of [`GitlabSettings::image_to`]: the project's own container registry,
 /// tagged with the Git tag.
@@ -96,7 +143,6 @@ impl Default for GitlabSettings {
             max_needs: 50,
             max_bytes: 2 * 1024 * 1024,
             timeout: None,
-            spack_command: None,
             image_to: DEFAULT_GITLAB_IMAGE_TO.to_string(),
         }
     }
@@ -121,8 +167,9 @@ pub struct GithubSettings {
     pub setup_steps: Vec<serde_json::Value>,
     /// `container:` of every job (an image name or a mapping). Default: none.
     pub container: Option<serde_json::Value>,
-    /// The stackci action that installs the binary (`uses:`), e.g. `OWNER/stackci@v1`, or
-    /// `./` in the stackci repository itself. Default: [`default_action`].
+    /// An action that installs stackci (`uses:`), e.g. `OWNER/stackci@v1`, or `./` in the
+    /// stackci repository itself, with `with: { version }`. Default: [`default_action`];
+    /// empty: each job runs the install step of `ci: install:` instead.
     pub action: String,
     /// stackci version the action installs. Default: `latest`.
     pub version: String,
@@ -233,7 +280,6 @@ ci:
     before_script: ["source /etc/profile"]
     variables: { MAKEFLAGS: "-j8" }
     max_jobs: 300
-    spack_command: "spack install /{hash}"
   github:
     runs_on: [self-hosted, linux]
     timeout_minutes: 120
@@ -257,6 +303,7 @@ ci:
         assert_eq!(ci.github.setup_steps[0]["with"]["python-version"], "3.12");
         assert_eq!(ci.github.container.as_ref().unwrap()["image"], "debian:12");
         assert_eq!(ci.github.action, default_action());
+        assert_eq!(ci.install, InstallSettings::default());
         let one: Doc = serde_saphyr::from_str("ci: { github: { runs_on: ubuntu-24.04 } }").unwrap();
         assert_eq!(one.ci.github.runs_on, RunsOn::Label("ubuntu-24.04".into()));
         let empty: Doc = serde_saphyr::from_str("ci: {}").unwrap();

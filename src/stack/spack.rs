@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 
 use super::error::{ErrorKind, Position, StackError};
+use super::spack_env::{SpackEnv, valid_version};
 use super::yaml::DEFAULT_STORE;
 use super::{Dep, DepKind, Package, Recipe, Stack, StackKind, dag};
 
@@ -39,6 +40,10 @@ struct Meta {
 struct Lock<'a> {
     #[serde(rename = "_meta")]
     meta: Meta,
+    /// Which Spack wrote the file (`{"version": "0.22.1", "type": "git", "commit": "..."}`;
+    /// versions 5 and later), read as a value so a malformed one gets its own error.
+    #[serde(default)]
+    spack: Option<serde_json::Value>,
     #[serde(borrow)]
     concrete_specs: Specs<'a>,
 }
@@ -184,6 +189,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
     if !VERSIONS.contains(&lock.meta.version) {
         return Err(unsupported(path, bytes, lock.meta.version));
     }
+    let (version, commit) = spack_meta(path, bytes, lock.spack.as_ref())?;
     let specs = lock.concrete_specs.0;
 
     let mut by_hash: HashMap<&str, usize> = HashMap::with_capacity(specs.len());
@@ -286,7 +292,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
     Ok(Stack {
         name,
         path: path.to_path_buf(),
-        dir,
+        dir: dir.clone(),
         kind: StackKind::SpackLock,
         store: PathBuf::from(DEFAULT_STORE),
         platform: crate::platform::Platform::host(),
@@ -297,8 +303,55 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         images: BTreeMap::new(),
         status: Default::default(),
         ci: Default::default(),
+        spack: Some(SpackEnv {
+            dir,
+            lock: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            version,
+            commit,
+            settings: Default::default(),
+        }),
         trust: Default::default(),
     })
+}
+
+/// The Spack version and commit recorded in the lockfile's `spack` entry. The entry is
+/// optional (version 4 files have none), but when present its `version` must read as a
+/// Spack version: CI jobs clone that Spack and builds check they run it.
+fn spack_meta(
+    path: &Path,
+    bytes: &[u8],
+    meta: Option<&serde_json::Value>,
+) -> Result<(Option<String>, Option<String>), StackError> {
+    let Some(meta) = meta else { return Ok((None, None)) };
+    // The key inside the `spack` entry when it is there, else the entry itself.
+    let at = |key: &[u8]| {
+        let start = find(bytes, b"\"spack\"")?;
+        let rel = meta
+            .get(std::str::from_utf8(&key[1..key.len() - 1]).ok()?)
+            .and_then(|_| find(&bytes[start..], key));
+        Some(Position::of_offset(bytes, start + rel.unwrap_or(0)))
+    };
+    let unreadable = |what: String| {
+        let msg = format!("unreadable Spack version in `spack.version`: {what} (expected a version like 0.22.1)");
+        StackError::new(path, ErrorKind::Invalid, msg).at(at(b"\"version\""))
+    };
+    let version = match meta.get("version") {
+        None => return Err(unreadable("missing".into())),
+        Some(serde_json::Value::String(v)) if valid_version(v) => v.clone(),
+        Some(serde_json::Value::String(v)) => return Err(unreadable(format!("`{v}`"))),
+        Some(other) => return Err(unreadable(format!("`{other}` is not a string"))),
+    };
+    let commit = match meta.get("commit") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(c)) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(c.clone())
+        }
+        Some(other) => {
+            let msg = format!("unreadable Spack commit in `spack.commit`: `{other}` (expected hexadecimal)");
+            return Err(StackError::new(path, ErrorKind::Invalid, msg).at(at(b"\"commit\"")));
+        }
+    };
+    Ok((Some(version), commit))
 }
 
 /// The error for a lockfile version outside 4–6, pointing at the version number.

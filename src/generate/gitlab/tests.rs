@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::*;
@@ -207,8 +209,10 @@ fn equal_short_names_use_the_full_hash() {
     assert_eq!(names[1], &format!("python@3.12 {}", s.packages[1].hash));
 }
 
-#[test]
-fn spack_packages_run_the_command_template() {
+/// `small()` as a Spack environment (the first package external), its lock recording
+/// Spack 0.22.1.
+fn spack_small() -> Stack {
+    use crate::stack::spack_env::{SpackEnv, SpackSettings};
     let mut s = small();
     s.kind = StackKind::SpackLock;
     for p in &mut s.packages {
@@ -219,22 +223,111 @@ fn spack_packages_run_the_command_template() {
         index: 0,
         kind: DepKind::Runtime,
     });
-    let mut o = GitlabOptions::new("envs/relmanage/spack.lock", GitlabSettings::default());
+    s.spack = Some(SpackEnv {
+        dir: "/project/envs/relmanage".into(),
+        lock: "/project/envs/relmanage/spack.lock".into(),
+        version: Some("0.22.1".into()),
+        commit: None,
+        settings: SpackSettings::default(),
+    });
+    s
+}
+
+#[test]
+fn spack_packages_are_built_by_stackci_with_spack_set_up() {
+    let mut s = spack_small();
+    let o = GitlabOptions::new("envs/relmanage/spack.lock", GitlabSettings::default());
     let files = gitlab_pipeline(&plan(&s, &[]), &s, &o).unwrap();
     let v = parse(&files[0].1);
     let jobs = build_jobs(&v);
     assert_eq!(jobs.len(), 4, "the external package gets no job");
-    let h = &s.packages[1].hash;
+    let tag = s.packages[1].tag();
+    assert_eq!(jobs[0].1["script"][0], format!("stackci build {tag}"));
+    for (name, job) in &jobs {
+        assert_eq!(job["extends"], SPACK_TEMPLATE, "{name}");
+    }
+    let t = &v[SPACK_TEMPLATE];
+    assert_eq!(t["extends"], TEMPLATE);
+    assert_eq!(t["variables"]["SPACK_REPO"], "https://github.com/spack/spack.git");
+    assert_eq!(t["variables"]["SPACK_REF"], "v0.22.1");
+    assert_eq!(t["before_script"][0], crate::generate::setup::INSTALL_STACKCI);
+    assert_eq!(t["before_script"][1], crate::generate::setup::SETUP_SPACK);
     assert_eq!(
-        jobs[0].1["script"][0],
-        format!("spack --env envs/relmanage install --no-add /{h}")
+        v[".stackci"]["before_script"][0],
+        crate::generate::setup::INSTALL_STACKCI
+    );
+    assert_eq!(
+        v[".stackci"]["variables"]["STACKCI_INSTALL_VERSION"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        v[".stackci"]["variables"]["STACKCI_INSTALL_REPOSITORY"],
+        crate::stack::settings::default_repository().as_str()
     );
     assert_eq!(v[".stackci"]["artifacts"]["paths"][0], "envs/relmanage/.stackci/logs/");
-    o.settings.spack_command = Some("./ci/spack-build {name} {version} {hash}".into());
-    let files = gitlab_pipeline(&plan(&s, &[]), &s, &o).unwrap();
+    assert_eq!(v["stackci-index"]["extends"], TEMPLATE, "the finish jobs need no Spack");
+
+    // With `spack: root:` the runners have Spack where the stack says: no clone step.
+    s.spack.as_mut().unwrap().settings.root = Some("/opt/spack".into());
+    let v = parse(&gitlab_pipeline(&plan(&s, &[]), &s, &o).unwrap()[0].1);
+    assert!(v.get(SPACK_TEMPLATE).is_none());
+    assert!(build_jobs(&v).iter().all(|(_, j)| j["extends"] == TEMPLATE));
+
+    // The user's before_script runs after the generator's steps; SPACK_* belong to `spack:`.
+    let mut s = spack_small();
+    let mut o = o.clone();
+    o.settings.before_script = vec!["source /etc/profile".into()];
+    let v = parse(&gitlab_pipeline(&plan(&s, &[]), &s, &o).unwrap()[0].1);
+    assert_eq!(v[SPACK_TEMPLATE]["before_script"][2], "source /etc/profile");
+    assert_eq!(v[".stackci"]["before_script"][1], "source /etc/profile");
+    o.settings.variables.insert("SPACK_REF".into(), "develop".into());
+    let e = gitlab_pipeline(&plan(&s, &[]), &s, &o).unwrap_err().to_string();
+    assert!(e.contains("SPACK_REF") && e.contains("spack:"), "{e}");
+    s.spack = None;
+    assert!(
+        gitlab_pipeline(&plan(&s, &[]), &s, &o).is_ok(),
+        "a recipe stack may use SPACK_REF"
+    );
+}
+
+#[test]
+fn mapping_rules_set_runners_per_package() {
+    use crate::stack::job_rules::JobRule;
+    let mut s = small();
+    s.ci.mapping = vec![
+        JobRule {
+            patterns: vec!["lib*".into()],
+            tags: Some(vec!["large".into(), "x86_64".into()]),
+            image: Some("registry.example.com/big:1".into()),
+            timeout: Some("6h".into()),
+            variables: [("MAKEFLAGS".to_string(), "-j32".to_string())].into(),
+        },
+        JobRule {
+            patterns: vec!["hello".into()],
+            timeout: Some("90".into()),
+            ..Default::default()
+        },
+    ];
+    let v = parse(&gitlab_pipeline(&plan(&s, &[]), &s, &opts()).unwrap()[0].1);
+    let jobs: BTreeMap<String, &Value> = build_jobs(&v)
+        .into_iter()
+        .map(|(n, j)| (n.split('@').next().unwrap().to_string(), j))
+        .collect();
+    let libcrc = jobs["libcrc"];
+    assert_eq!(libcrc["tags"], serde_json::json!(["large", "x86_64"]));
+    assert_eq!(libcrc["image"], "registry.example.com/big:1");
+    assert_eq!(libcrc["timeout"], "6h");
+    assert_eq!(libcrc["variables"]["MAKEFLAGS"], "-j32");
+    assert_eq!(jobs["libreport"]["tags"], libcrc["tags"]);
+    assert_eq!(jobs["hello"]["timeout"], "90s");
+    assert!(jobs["hello"].get("tags").is_none(), "unset keys come from the template");
+    assert!(jobs["zlib"].get("timeout").is_none(), "no rule matches zlib");
+
+    s.ci.mapping[1].timeout = Some("soon".into());
+    let e = gitlab_pipeline(&plan(&s, &[]), &s, &opts()).unwrap_err().to_string();
     assert_eq!(
-        build_jobs(&parse(&files[0].1))[0].1["script"][0],
-        format!("./ci/spack-build crcgen 1.0 {h}")
+        e,
+        "ci.mapping[1]: `timeout: soon` is not a duration like `90m`, `6h` or a number of seconds"
     );
 }
 
@@ -332,6 +425,8 @@ fn hand_written_jobs_match_the_serializer() {
             } else {
                 format!("stackci build 'it''s {i}'")
             },
+            template: TEMPLATE,
+            rule: None,
         })
         .collect();
     let stages = ["level-0".to_string(), "level-1".to_string()];

@@ -5,6 +5,7 @@ pub mod fault_proxy;
 pub mod packages;
 pub mod registry;
 pub mod s3;
+pub mod spack;
 
 use std::path::{Path, PathBuf};
 
