@@ -81,9 +81,10 @@ with open(out, "w") as f:
 """)
 PY
 
+# `spack ci generate` writes jobs_scratch_dir/ into the working directory: keep it in $work.
 spack_gen() {
   cp "$env/spack.lock.orig" "$env/spack.lock"
-  "$spack" -e "$env" ci generate --output-file "$work/out-spack/pipeline.yml" >/dev/null 2>&1
+  (cd "$work" && "$spack" -e "$env" ci generate --output-file "$work/out-spack/pipeline.yml" >/dev/null 2>&1)
 }
 stackci_gen() {
   "$STACKCI" --stack "$env/spack.lock.orig" --mirror "file://$work/stackci-mirror" \

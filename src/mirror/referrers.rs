@@ -53,12 +53,13 @@ pub enum Attached {
 pub fn push_referrer(mirror: &dyn Mirror, manifest: &[u8], subject: &Digest) -> Result<(Descriptor, Attached)> {
     let entry = index_entry(manifest)?;
     if let Some(registry) = probe::registry(mirror) {
-        let indexed = registry
-            .block_on(
-                registry
-                    .client()
-                    .put_manifest_by_digest(registry.repository(), MANIFEST_MEDIA_TYPE, manifest),
-            )
+        let (_, indexed) = registry
+            .block_on(registry.client().put_manifest_answer(
+                registry.repository(),
+                &entry.digest.to_string(),
+                MANIFEST_MEDIA_TYPE,
+                manifest,
+            ))
             .with_context(|| format!("pushing manifest {} to {}", entry.digest, mirror.location()))?;
         if indexed {
             return Ok((entry, Attached::ReferrersApi));

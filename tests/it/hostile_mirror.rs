@@ -579,7 +579,9 @@ fn image_reads_each_package_layer_once_then_trusts_the_verified_cache() {
     assert_eq!(opened, 1);
     assert!(format!("{:#}", r.unwrap_err()).contains("diff_id"));
     let (r, opened) = reads(&image, 100);
-    assert_eq!(opened, 1, "stops at the first refused layer");
+    // Layers are checked one per core, so a second worker may have opened the other layer
+    // before the first refusal; either way the cached results do not answer a smaller cap.
+    assert!((1..=2).contains(&opened), "a smaller cap reads again: opened {opened}");
     assert!(format!("{:#}", r.unwrap_err()).contains("expands to more than 100 bytes"));
     let (warm, opened) = reads(&image, DEFAULT_MAX_LAYER_SIZE);
     assert_eq!(

@@ -210,8 +210,9 @@ fn already_in_state(message: &str) -> bool {
     m.contains("cannot transition status") || m.contains("already")
 }
 
-/// Percent-encodes a path segment (a project path `group/project` becomes `group%2Fproject`).
-fn encode_segment(s: &str) -> String {
+/// Percent-encodes a path segment (a project path `group/project` becomes `group%2Fproject`),
+/// as GitLab's API takes a project's path in place of its id.
+pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

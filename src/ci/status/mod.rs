@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 pub use github::{GitHubReporter, GitHubTarget};
+pub(crate) use gitlab::encode_segment;
 pub use gitlab::{GitLabReporter, GitLabTarget};
 
 use crate::builder::summary::{Outcome, RunSummary};

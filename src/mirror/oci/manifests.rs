@@ -112,6 +112,21 @@ impl Client {
         media_type: &str,
         manifest: &[u8],
     ) -> Result<Digest> {
+        Ok(self
+            .put_manifest_answer(repository, reference, media_type, manifest)
+            .await?
+            .0)
+    }
+
+    /// [`Client::put_manifest`], also returning whether the registry answered `OCI-Subject`,
+    /// i.e. indexed the manifest's `subject` for the referrers API.
+    pub async fn put_manifest_answer(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> Result<(Digest, bool)> {
         validate_reference(reference)?;
         if manifest.len() > MAX_MANIFEST {
             bail!(
@@ -142,7 +157,7 @@ impl Client {
                 display_url(&req.url)
             );
         }
-        Ok(digest)
+        Ok((digest, resp.headers().contains_key("oci-subject")))
     }
 
     /// HEAD `/v2/<repo>/manifests/<tag or digest>`: the manifest's digest (from

@@ -1,18 +1,16 @@
 //! The referrers API (`GET /v2/<repo>/referrers/<digest>`, distribution spec 1.1): the
 //! manifests whose `subject` is a given manifest (signatures, SBOMs). Registries without it
-//! answer 404; their clients use the `sha256-<hex>` tag schema instead. Also pushing a
-//! manifest with a `subject` by digest, learning from `OCI-Subject` whether the registry
-//! indexed it.
+//! answer 404; their clients use the `sha256-<hex>` tag schema instead. (Whether a pushed
+//! manifest's `subject` was indexed: [`Client::put_manifest_answer`].)
 
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LINK};
+use reqwest::header::{ACCEPT, HeaderValue, LINK};
 use reqwest::{Method, StatusCode};
 
 use super::auth::Scope;
-use super::client::{Body, Client, Request};
+use super::client::{Client, Request};
 use super::tags::next_link;
 use super::transport::{display_url, read_limited};
 use crate::digest::Digest;
@@ -24,25 +22,6 @@ const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 const MAX_PAGES: usize = 1000;
 
 impl Client {
-    /// PUT `/v2/<repo>/manifests/<digest>`: stores an untagged manifest. Returns whether
-    /// the registry answered `OCI-Subject`, i.e. indexed the manifest's `subject` for the
-    /// referrers API (a registry without it stores the manifest and ignores `subject`).
-    pub async fn put_manifest_by_digest(&self, repository: &str, media_type: &str, manifest: &[u8]) -> Result<bool> {
-        let digest = Digest::of(manifest);
-        let req = Request::new(
-            Method::PUT,
-            self.url(repository, &format!("manifests/{digest}")),
-            Scope::push(repository),
-        )
-        .header(CONTENT_TYPE, HeaderValue::from_str(media_type)?)
-        .body(Body::Bytes(Bytes::copy_from_slice(manifest)));
-        let resp = self.send(&req).await?;
-        let resp = self
-            .expect(resp, &req, &[StatusCode::CREATED, StatusCode::OK], repository)
-            .await?;
-        Ok(resp.headers().contains_key("oci-subject"))
-    }
-
     /// The descriptors the referrers API lists for `digest`, across `Link` pages; `None`
     /// when the registry does not implement the API (404: the spec forbids a 404 from a
     /// registry that does).
