@@ -530,17 +530,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn random_chunks_are_stored_at_every_level_and_size() {
+    /// `len` bytes that deflate cannot shrink (xorshift64, fixed seed).
+    fn xorshift_bytes(len: usize) -> Vec<u8> {
         let mut x = 88172645463325252u64;
-        let random: Vec<u8> = (0..CHUNK_SIZE)
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 (x >> 32) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn random_chunks_are_stored_at_every_level_and_size() {
+        let random = xorshift_bytes(CHUNK_SIZE);
         // A whole chunk is caught by `looks_random`; a small one is deflated, found no
         // smaller, and stored.
         for len in [CHUNK_SIZE, 60_000] {
@@ -557,15 +562,7 @@ mod tests {
 
     #[test]
     fn only_flat_histograms_look_random() {
-        let mut x = 88172645463325252u64;
-        let random: Vec<u8> = (0..CHUNK_SIZE)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 32) as u8
-            })
-            .collect();
+        let random = xorshift_bytes(CHUNK_SIZE);
         assert!(looks_random(&random));
         assert!(!looks_random(&random[..1000]), "too small to tell");
         // Random with every fourth byte zero: deflate gains a lot; not random.

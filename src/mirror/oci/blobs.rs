@@ -96,11 +96,9 @@ impl Client {
             self.url(repository, &format!("blobs/{digest}")),
             Scope::pull(repository),
         );
-        let resp = self.send(&req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.send_found(&req, repository).await? else {
             return Ok(None);
-        }
-        let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
+        };
         // Read the header itself: for a HEAD answer the body length (what reqwest's
         // content_length reports) is zero.
         let size = resp

@@ -274,6 +274,15 @@ impl Client {
         )
     }
 
+    /// Sends `req`: its 200 answer, `None` for a 404, else the error [`Client::expect`] gives.
+    pub(crate) async fn send_found(&self, req: &Request, repository: &str) -> Result<Option<Response>> {
+        let resp = self.send(req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.expect(resp, req, &[StatusCode::OK], repository).await.map(Some)
+    }
+
     /// Returns `resp` when its status is one of `ok`, else the error a user understands:
     /// 403 denied, 404 unknown repository, or the registry's error code and message.
     pub(crate) async fn expect(

@@ -56,11 +56,9 @@ impl Client {
             Scope::pull(repository),
         )
         .header(ACCEPT, accept());
-        let resp = self.send(&req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.send_found(&req, repository).await? else {
             return Ok(None);
-        }
-        let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
+        };
         let content_type = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -171,11 +169,9 @@ impl Client {
             Scope::pull(repository),
         )
         .header(ACCEPT, accept());
-        let resp = self.send(&req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = self.send_found(&req, repository).await? else {
             return Ok(None);
-        }
-        let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
+        };
         match resp
             .headers()
             .get("docker-content-digest")

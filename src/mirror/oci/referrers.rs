@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
-use reqwest::header::{ACCEPT, HeaderValue, LINK};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, HeaderValue};
 
 use super::auth::Scope;
 use super::client::{Client, Request};
-use super::tags::next_link;
+use super::tags::next_page;
 use super::transport::{display_url, read_limited};
 use crate::digest::Digest;
 use crate::spec::{Descriptor, INDEX_MEDIA_TYPE, Index};
@@ -38,17 +38,10 @@ impl Client {
             }
             let req = Request::new(Method::GET, url.clone(), Scope::pull(repository))
                 .header(ACCEPT, HeaderValue::from_static(INDEX_MEDIA_TYPE));
-            let resp = self.send(&req).await?;
-            if resp.status() == StatusCode::NOT_FOUND {
+            let Some(resp) = self.send_found(&req, repository).await? else {
                 return Ok(None);
-            }
-            let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
-            let next = resp
-                .headers()
-                .get_all(LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| next_link(v, &url));
+            };
+            let next = next_page(&resp, &url);
             let body = read_limited(resp, MAX_PAGE_BYTES).await?;
             let page: Index = serde_json::from_slice(&body)
                 .with_context(|| format!("bad referrers list from {}", display_url(&url)))?;

@@ -44,12 +44,7 @@ impl Client {
                 return Ok(tags);
             }
             let resp = self.expect(resp, &req, &[StatusCode::OK], repository).await?;
-            let next = resp
-                .headers()
-                .get_all(LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|v| next_link(v, &url));
+            let next = next_page(&resp, &url);
             let body = read_limited(resp, MAX_PAGE_BYTES).await?;
             let page: TagPage =
                 serde_json::from_slice(&body).with_context(|| format!("bad tag list from {}", display_url(&url)))?;
@@ -66,9 +61,18 @@ impl Client {
     }
 }
 
+/// The `rel="next"` page named by `resp`'s `Link` headers, resolved against `url`.
+pub(crate) fn next_page(resp: &reqwest::Response, url: &Url) -> Option<Url> {
+    resp.headers()
+        .get_all(LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| next_link(v, url))
+}
+
 /// The `rel="next"` target of a `Link` header value, resolved against `base`
 /// (`</v2/r/tags/list?n=2&last=b>; rel="next"`).
-pub(crate) fn next_link(value: &str, base: &Url) -> Option<Url> {
+fn next_link(value: &str, base: &Url) -> Option<Url> {
     for link in value.split(',') {
         let link = link.trim();
         let Some(rest) = link.strip_prefix('<') else { continue };
