@@ -410,3 +410,47 @@ fn sboms_are_found_through_the_referrers_api_when_the_registry_has_one() {
     assert_eq!(vv["image"]["sbom"]["status"], "verified", "{vv}");
     assert!(api_calls.load(Ordering::SeqCst) >= 1, "the referrers API was not asked");
 }
+
+#[test]
+fn a_registry_that_indexes_the_sbom_itself_gets_no_tag_schema_index() {
+    require_tools();
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Peer::start(&tmp.path().join("registry"), false);
+    let dir = small_stack(&tmp.path().join("stack"), &tmp.path().join("store"));
+    ok(stackci().current_dir(&dir).arg("run"));
+    // A registry with the referrers API answers a manifest pushed with a `subject` with
+    // `OCI-Subject` (stood in for by a proxy adding the header to docker-registry's answers
+    // to manifests pushed by digest, as referrers are; stackci reads only its presence).
+    let by_digest = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&by_digest);
+    let proxy = Proxy::start(reg.host(), move |head: &RequestHead| {
+        if head.method == "PUT" && head.path().starts_with("/v2/img/manifests/sha256:") {
+            count.fetch_add(1, Ordering::SeqCst);
+            return Action::ForwardAdding(vec![("OCI-Subject".into(), "indexed".into())]);
+        }
+        Action::Forward
+    });
+    let iv: Value = serde_json::from_str(&ok(stackci().current_dir(&dir).args([
+        "--json",
+        "image",
+        "img",
+        "--to",
+        &format!("oci+http://{}/img:v1", proxy.host()),
+    ])))
+    .unwrap();
+    assert_eq!(iv["sbom"]["attached"], "referrers-api", "{iv}");
+    assert_eq!(
+        by_digest.load(Ordering::SeqCst),
+        1,
+        "the SBOM manifest is pushed by digest"
+    );
+    // The SBOM is stored by digest, and no `sha256-<hex>` index was written beside the tag.
+    let sbom = iv["sbom"]["digest"].as_str().unwrap();
+    let manifest: Value = serde_json::from_str(&ok(&mut cosign(&["manifest", &store_of(&reg, "img"), sbom]))).unwrap();
+    assert_eq!(manifest["subject"]["digest"], iv["digest"], "{manifest}");
+    let tags: Value = serde_json::from_str(&ok(Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/img", reg.host()))))
+    .unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["v1"]), "{tags}");
+}

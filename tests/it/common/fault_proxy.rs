@@ -59,6 +59,8 @@ impl RequestHead {
 pub enum Action {
     /// Pass it to the upstream registry and relay the answer.
     Forward,
+    /// Forward, and add these headers to the upstream's answer.
+    ForwardAdding(Vec<(String, String)>),
     /// Forward, but relay only the first half of the response body, then close.
     ForwardTruncated,
     /// Answer locally (the request body is read and dropped first).
@@ -197,7 +199,7 @@ fn serve(
                     &head,
                     &raw_head,
                     upstream,
-                    false,
+                    Relay::Whole(&[]),
                     &mut answered,
                 );
                 answered();
@@ -205,8 +207,22 @@ fn serve(
                     return Ok(());
                 }
             }
+            Action::ForwardAdding(headers) => {
+                let relay = Relay::Whole(&headers);
+                if !forward(&mut reader, &mut writer, &head, &raw_head, upstream, relay, &mut || {})? {
+                    return Ok(());
+                }
+            }
             Action::ForwardTruncated => {
-                forward(&mut reader, &mut writer, &head, &raw_head, upstream, true, &mut || {})?;
+                forward(
+                    &mut reader,
+                    &mut writer,
+                    &head,
+                    &raw_head,
+                    upstream,
+                    Relay::Truncated,
+                    &mut || {},
+                )?;
                 return writer.shutdown(Shutdown::Both);
             }
             Action::Respond { status, headers, body } => {
@@ -296,13 +312,22 @@ fn read_request_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Optio
 
 /// Relays one request upstream and its answer back, calling `answered` once the upstream
 /// answer is in and before the client gets it; false when the client connection must close.
+/// How [`forward`] relays the upstream's answer.
+#[derive(Clone, Copy)]
+enum Relay<'a> {
+    /// Whole, with these headers added.
+    Whole(&'a [(String, String)]),
+    /// Only the first half of the body.
+    Truncated,
+}
+
 fn forward(
     reader: &mut BufReader<TcpStream>,
     writer: &mut TcpStream,
     head: &RequestHead,
     raw_head: &[String],
     upstream: &str,
-    truncate: bool,
+    relay: Relay,
     answered: &mut dyn FnMut(),
 ) -> std::io::Result<bool> {
     let framing = Framing::of_request(head);
@@ -363,10 +388,15 @@ fn forward(
     if !keep_alive {
         out.push_str("Connection: close\r\n");
     }
+    if let Relay::Whole(extra) = relay {
+        for (k, v) in extra {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
     out.push_str("\r\n");
     writer.write_all(out.as_bytes())?;
-    match (truncate, resp_framing) {
-        (true, Framing::Length(n)) => {
+    match (relay, resp_framing) {
+        (Relay::Truncated, Framing::Length(n)) => {
             std::io::copy(&mut (&mut up_reader).take(n / 2), writer)?;
         }
         _ => copy_body(&mut up_reader, writer, resp_framing)?,
