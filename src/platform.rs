@@ -88,12 +88,6 @@ impl Platform {
         }
     }
 
-    /// Whether an index entry's `platform` object names this platform. A missing variant
-    /// matches the architecture's default (`arm64` is `v8`, `arm` is `v7`).
-    pub fn matches(&self, other: &Platform) -> bool {
-        self.os == other.os && self.architecture == other.architecture && self.variant == other.variant
-    }
-
     /// This platform as an index entry's `platform` JSON object.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a platform always serializes")
@@ -147,10 +141,7 @@ pub fn of_descriptor(desc: &Descriptor) -> Option<Platform> {
 /// The entry of an image index (or Docker manifest list) for `want`; `what` names the index
 /// in the error, which lists the platforms it does have.
 pub fn select<'a>(manifests: &'a [Descriptor], want: &Platform, what: &str) -> Result<&'a Descriptor> {
-    if let Some(found) = manifests
-        .iter()
-        .find(|d| of_descriptor(d).is_some_and(|p| want.matches(&p)))
-    {
+    if let Some(found) = manifests.iter().find(|d| of_descriptor(d).is_some_and(|p| *want == p)) {
         return Ok(found);
     }
     let have: Vec<String> = manifests

@@ -233,16 +233,6 @@ pub fn references(manifest: &[u8]) -> anyhow::Result<References> {
     })
 }
 
-/// OCI architecture name of the machine we run on.
-pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "powerpc64" => "ppc64",
-        other => other,
-    }
-}
-
 /// Serializes a document to its canonical bytes (compact JSON, fixed field order).
 pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("OCI documents always serialize")
@@ -263,18 +253,11 @@ pub fn descriptor_of(media_type: &str, bytes: &[u8]) -> Descriptor {
 /// descriptor.
 pub fn put_document<T: Serialize>(mirror: &dyn Mirror, media_type: &str, doc: &T) -> anyhow::Result<Descriptor> {
     let bytes = to_bytes(doc);
-    let digest = Digest::of(&bytes);
-    let size = bytes.len() as u64;
-    if !mirror.has_blob(&digest)? {
-        mirror.put_blob(&digest, &bytes)?;
+    let desc = descriptor_of(media_type, &bytes);
+    if !mirror.has_blob(&desc.digest)? {
+        mirror.put_blob(&desc.digest, &bytes)?;
     }
-    Ok(Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size,
-        annotations: Default::default(),
-        extra: Default::default(),
-    })
+    Ok(desc)
 }
 
 #[cfg(test)]

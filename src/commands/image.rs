@@ -293,7 +293,8 @@ struct Extras {
 /// by [`attach`]); returns whether it was signed.
 fn sign_index(ctx: &Context, to: &Location, trust: &Trust, digest: &Digest) -> Result<bool> {
     let target = open_location(to, &ctx.mirror_options)?;
-    let index = referrers::get_manifest_by_digest(target.as_ref(), digest)?
+    let index = target
+        .get_manifest(&digest.to_string())?
         .with_context(|| format!("the image index {digest} just written is not in {}", target.location()))?;
     let subject = spec::descriptor_of(INDEX_MEDIA_TYPE, &index);
     Ok(trust.sign(target.as_ref(), &subject)?.is_some())
@@ -333,7 +334,7 @@ fn attach(
     }
     let target = open_location(to, &ctx.mirror_options)?;
     let target = target.as_ref();
-    let manifest = referrers::get_manifest_by_digest(target, digest)?.with_context(|| {
+    let manifest = target.get_manifest(&digest.to_string())?.with_context(|| {
         format!(
             "the image manifest {digest} just written is not in {}",
             target.location()

@@ -38,7 +38,7 @@ pub fn spack_vars(stack: &Stack) -> Option<[(&'static str, String); 2]> {
         return None;
     }
     Some([
-        ("SPACK_REPO", env.git().to_string()),
-        ("SPACK_REF", env.git_ref().unwrap_or_default()),
+        (crate::env_vars::SPACK_REPO, env.git().to_string()),
+        (crate::env_vars::SPACK_REF, env.git_ref().unwrap_or_default()),
     ])
 }

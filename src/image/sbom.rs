@@ -221,7 +221,7 @@ pub fn find(mirror: &dyn Mirror, image: &Digest) -> Result<Option<(Descriptor, V
     else {
         return Ok(None);
     };
-    let Some(bytes) = referrers::get_manifest_by_digest(mirror, &entry.digest)? else {
+    let Some(bytes) = mirror.get_manifest(&entry.digest.to_string())? else {
         anyhow::bail!(
             "the SBOM manifest {} is listed but not stored in {}",
             entry.digest,

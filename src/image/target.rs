@@ -120,17 +120,9 @@ pub fn write_index(
     Ok(total)
 }
 
-/// Stores a manifest no tag names (one an index lists): by digest in a registry, as a blob
-/// in a layout. Returns its digest.
+/// Stores a manifest no tag names (one an index lists) under its own digest.
 fn put_untagged_manifest(target: &dyn Mirror, manifest: &[u8]) -> Result<Digest> {
-    let digest = Digest::of(manifest);
-    if crate::mirror::probe::registry(target).is_some() {
-        return target.put_manifest(&digest.to_string(), MANIFEST_MEDIA_TYPE, manifest);
-    }
-    if !target.has_blob(&digest)? {
-        target.put_blob(&digest, &manifest.to_vec())?;
-    }
-    Ok(digest)
+    target.put_manifest(&Digest::of(manifest).to_string(), MANIFEST_MEDIA_TYPE, manifest)
 }
 
 /// Copies an image's layers and config to `target`; returns its manifest's bytes (not yet

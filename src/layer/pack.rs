@@ -67,11 +67,6 @@ pub struct Packed {
 }
 
 impl Packed {
-    /// The temporary file.
-    pub fn path(&self) -> &Path {
-        &self.file
-    }
-
     /// Renames the file to `out` (on the same file system) and returns the layer.
     pub fn persist(self, out: &Path) -> Result<Layer> {
         self.file

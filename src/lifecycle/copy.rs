@@ -142,7 +142,7 @@ pub fn copy(src: &dyn Mirror, dst: &dyn Mirror, selection: &Selection, opts: &Co
                 )
             })?;
         closure.add_node(src, node.clone(), &format!("tag `{tag}`"))?;
-        let is_referrers_index = attached_to(tag).is_some() && !tag.contains('.');
+        let is_referrers_index = graph::is_referrers_index(tag);
         let (node, action) = match theirs {
             None => (node, "copied"),
             Some(theirs) if is_referrers_index => {
@@ -366,7 +366,7 @@ fn referrers_from_api(
             }
         };
         if !has_api {
-            let tag = graph::referrers_tag(&p.node.digest);
+            let tag = crate::mirror::referrers::referrers_tag(&p.node.digest);
             let mut index = match dst.get_manifest(&tag)? {
                 Some(bytes) => serde_json::from_slice(&bytes)
                     .with_context(|| format!("`{tag}` in {} is not an image index", dst.location()))?,

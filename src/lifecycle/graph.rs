@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, bail};
 
 use crate::digest::Digest;
+use crate::mirror::referrers::referrers_tag;
 use crate::mirror::{Mirror, probe};
 use crate::spec::{self, Descriptor, References};
 
@@ -27,11 +28,6 @@ pub fn attached_tags(digest: &Digest) -> Vec<String> {
         .collect()
 }
 
-/// The referrers tag schema's tag for `digest`: `sha256-<hex>`.
-pub fn referrers_tag(digest: &Digest) -> String {
-    format!("sha256-{}", digest.hex())
-}
-
 /// The manifest `tag` hangs off when it is one of [`attached_tags`].
 pub fn attached_to(tag: &str) -> Option<Digest> {
     let rest = tag.strip_prefix("sha256-")?;
@@ -40,6 +36,11 @@ pub fn attached_to(tag: &str) -> Option<Digest> {
         .find_map(|s| rest.strip_suffix(s))
         .unwrap_or(rest);
     Digest::from_hex(hex).ok()
+}
+
+/// Whether `tag` is a referrers tag schema index (`sha256-<hex>`, no cosign suffix).
+pub fn is_referrers_index(tag: &str) -> bool {
+    attached_to(tag).is_some() && !tag.contains('.')
 }
 
 /// Every tag of `mirror` with the digest of the manifest it names: an image layout's index

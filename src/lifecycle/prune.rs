@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::graph::{self, attached_to};
+use super::graph;
 use crate::digest::Digest;
 use crate::mirror::layout::LayoutOps;
 use crate::mirror::{Mirror, probe};
@@ -130,9 +130,10 @@ pub fn prune(mirror: &dyn Mirror, keep: &BTreeSet<String>, opts: &PruneOptions) 
     };
     let start = marker.as_ref().map_or_else(SystemTime::now, |m| m.time);
     let tags = graph::tag_digests(mirror, jobs)?;
-    let blob_times = match layout {
-        Some(l) => listing(l)?,
-        None => BTreeMap::new(),
+    // Blob times answer `--older-than` only.
+    let blob_times = match (layout, opts.older_than) {
+        (Some(l), Some(_)) => listing(l)?,
+        _ => BTreeMap::new(),
     };
 
     // 1. Package tags to remove.
@@ -403,7 +404,7 @@ fn untagged_referrers(
                 None => api = false,
             }
         }
-        let is_index = attached_to(&t.tag).is_some() && !t.tag.contains('.');
+        let is_index = graph::is_referrers_index(&t.tag);
         if is_index && let Some(bytes) = mirror.get_manifest(&t.digest.to_string())? {
             out.extend(spec::references(&bytes)?.manifests.into_iter().map(|d| d.digest));
         }

@@ -35,11 +35,6 @@ impl ChainMirror {
         ChainMirror { primary, upstreams }
     }
 
-    /// The mirror writes go to.
-    pub fn primary(&self) -> &dyn Mirror {
-        self.primary.as_ref()
-    }
-
     /// The read-only mirrors, in the order they are consulted.
     pub fn upstreams(&self) -> impl Iterator<Item = &dyn Mirror> {
         self.upstreams.iter().map(|m| m.as_ref())

@@ -10,9 +10,8 @@
 //! instant can lose one entry (the spec accepts this; stackci attaches one SBOM per image).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::Mirror;
 use super::probe;
@@ -21,8 +20,6 @@ use crate::spec::{self, Descriptor, INDEX_MEDIA_TYPE, Index, MANIFEST_MEDIA_TYPE
 
 /// Media type of the empty config (`{}`) of an artifact manifest.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
-/// Largest manifest read by digest.
-const MAX_MANIFEST: u64 = 4 << 20;
 
 /// The referrers tag schema's tag for `subject`: `sha256-<hex>`.
 pub fn referrers_tag(subject: &Digest) -> String {
@@ -129,24 +126,4 @@ pub fn list_referrers(mirror: &dyn Mirror, subject: &Digest, artifact_type: Opti
         .into_iter()
         .filter(|d| artifact_type.is_none_or(|t| d.extra.get("artifactType").and_then(|a| a.as_str()) == Some(t)))
         .collect())
-}
-
-/// The manifest stored under `digest` (untagged ones too), checked against it.
-pub fn get_manifest_by_digest(mirror: &dyn Mirror, digest: &Digest) -> Result<Option<Vec<u8>>> {
-    if probe::registry(mirror).is_some() {
-        return mirror.get_manifest(&digest.to_string());
-    }
-    if !mirror.has_blob(digest)? {
-        return Ok(None);
-    }
-    let mut bytes = Vec::new();
-    mirror
-        .open_blob(digest)?
-        .take(MAX_MANIFEST + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading manifest {digest} from {}", mirror.location()))?;
-    if bytes.len() as u64 > MAX_MANIFEST || Digest::of(&bytes) != *digest {
-        bail!("manifest {digest} in {} does not match its digest", mirror.location());
-    }
-    Ok(Some(bytes))
 }

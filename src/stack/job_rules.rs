@@ -77,7 +77,7 @@ impl<'a> Rules<'a> {
                     ))
                 })?),
             };
-            if let Some(k) = rule.variables.keys().find(|k| !valid_var(k)) {
+            if let Some(k) = rule.variables.keys().find(|k| !super::yaml::valid_env_name(k)) {
                 return Err(fail(format!("`variables:` has `{k}`, which is not a variable name")));
             }
             if rule
@@ -114,12 +114,6 @@ impl<'a> Rules<'a> {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`.
-fn valid_var(name: &str) -> bool {
-    let mut b = name.bytes();
-    b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 #[cfg(test)]

@@ -282,10 +282,9 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         });
     }
 
-    let dir = std::path::absolute(path)
-        .map_err(|e| StackError::io(path, "cannot resolve the lockfile's directory", e))?
-        .parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let lock =
+        std::path::absolute(path).map_err(|e| StackError::io(path, "cannot resolve the lockfile's directory", e))?;
+    let dir = lock.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     let name = dir
         .file_name()
         .map_or_else(|| "spack".to_string(), |n| n.to_string_lossy().into_owned());
@@ -305,7 +304,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Stack, StackError> {
         ci: Default::default(),
         spack: Some(SpackEnv {
             dir,
-            lock: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            lock,
             version,
             commit,
             settings: Default::default(),

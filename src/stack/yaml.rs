@@ -345,7 +345,7 @@ fn valid_name(name: &str) -> bool {
 const NAME_RULE: &str = "names are lowercase letters, digits and `._+-`, starting with a letter or digit";
 
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
-fn valid_env_name(name: &str) -> bool {
+pub(super) fn valid_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')

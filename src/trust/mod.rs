@@ -67,11 +67,6 @@ impl Trust {
         Trust::default()
     }
 
-    /// Trust from explicit parts (tests, `verify --key`).
-    pub fn new(keys: Vec<PublicKey>, bases: Vec<String>, signer: Option<PrivateKey>) -> Trust {
-        Trust { keys, bases, signer }
-    }
-
     /// The trusted keys of `stack` (`STACKCI_TRUST_KEYS` replaces `trust: { keys: }`) and,
     /// when `signing`, the key from `STACKCI_SIGNING_KEY`. A key that cannot be read is an
     /// error naming it.

@@ -113,7 +113,7 @@ impl GitHubReporter {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
             };
-            let retry_after = header("retry-after").and_then(|v| retry::parse_retry_after(&v, SystemTime::now()));
+            let retry_after = retry::retry_after(resp.headers());
             let remaining = header("x-ratelimit-remaining");
             let reset = header("x-ratelimit-reset");
             let text = self.crab.body_to_string(resp).await?;

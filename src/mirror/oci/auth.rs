@@ -174,7 +174,7 @@ fn from_config_file(
 /// The other names of `host` in credential files (Docker Hub has three).
 fn host_aliases(host: &str) -> &'static [&'static str] {
     if super::reference::is_docker_hub(host) {
-        &["docker.io", "registry-1.docker.io", "index.docker.io"]
+        &super::reference::DOCKER_HUB_ALIASES
     } else {
         &[]
     }

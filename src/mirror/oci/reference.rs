@@ -20,7 +20,7 @@ use crate::digest::Digest;
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
 /// The host names users write for Docker Hub.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", DOCKER_HUB_API_HOST];
+pub(crate) const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", DOCKER_HUB_API_HOST];
 
 /// Whether `host` is one of the names of Docker Hub.
 pub fn is_docker_hub(host: &str) -> bool {
