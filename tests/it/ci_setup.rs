@@ -130,7 +130,7 @@ fn bare_path(dir: &Path, extra: &Path) -> String {
             .unwrap();
         let at = String::from_utf8_lossy(&found.stdout).trim().to_string();
         assert!(!at.is_empty(), "{t} is not installed");
-        let _ = std::os::unix::fs::symlink(&at, tools.join(t));
+        std::os::unix::fs::symlink(&at, tools.join(t)).unwrap_or_else(|e| panic!("linking {t}: {e}"));
     }
     format!("{}:{}", extra.display(), tools.display())
 }

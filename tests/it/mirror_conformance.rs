@@ -2,6 +2,7 @@
 //! blobs and manifests) behave the same on the three backends: a temporary directory, a
 //! real moto S3 server and a real docker-registry (deletes enabled in its config).
 
+use crate::common::packages::blob;
 use crate::common::registry::Peer;
 use crate::common::s3::Moto;
 
@@ -11,7 +12,7 @@ use stackci::mirror::fs::FsStore;
 use stackci::mirror::layout::LayoutMirror;
 use stackci::mirror::oci::{ClientOptions, RegistryMirror};
 use stackci::mirror::s3::{S3Options, S3Store};
-use stackci::spec::{self, Descriptor, MANIFEST_MEDIA_TYPE, Manifest};
+use stackci::spec::{self, MANIFEST_MEDIA_TYPE, Manifest};
 
 /// Which kind of backend a run is on (their documented differences).
 #[derive(Clone, Copy, PartialEq)]
@@ -20,28 +21,14 @@ enum Kind {
     Registry,
 }
 
-fn put_blob(m: &dyn Mirror, bytes: &[u8], media_type: &str) -> Descriptor {
-    let digest = Digest::of(bytes);
-    if !m.has_blob(&digest).unwrap() {
-        m.put_blob(&digest, &bytes.to_vec()).unwrap();
-    }
-    Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size: bytes.len() as u64,
-        annotations: Default::default(),
-        extra: Default::default(),
-    }
-}
-
 /// An image manifest over a fresh config and one layer, unique per `seed`.
 fn image(m: &dyn Mirror, seed: &str) -> Vec<u8> {
-    let config = put_blob(
+    let config = blob(
         m,
         format!("{{\"seed\":\"{seed}\"}}").as_bytes(),
         spec::CONFIG_MEDIA_TYPE,
     );
-    let layer = put_blob(m, format!("layer of {seed}").as_bytes(), spec::LAYER_MEDIA_TYPE);
+    let layer = blob(m, format!("layer of {seed}").as_bytes(), spec::LAYER_MEDIA_TYPE);
     spec::to_bytes(&Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.into()),
@@ -53,7 +40,7 @@ fn image(m: &dyn Mirror, seed: &str) -> Vec<u8> {
 
 fn conformance(m: &dyn Mirror, kind: Kind) {
     // Blobs: delete, and deleting again is fine.
-    let blob = put_blob(m, b"a blob to delete", "application/octet-stream");
+    let blob = blob(m, b"a blob to delete", "application/octet-stream");
     assert!(m.has_blob(&blob.digest).unwrap());
     m.delete_blob(&blob.digest).unwrap();
     assert!(!m.has_blob(&blob.digest).unwrap(), "deleted from {}", m.location());

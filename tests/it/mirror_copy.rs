@@ -6,7 +6,7 @@
 
 use crate::common::packages::{self, Pkg};
 use crate::common::registry::Peer;
-use crate::common::s3::{ACCESS_KEY, Moto, SECRET_KEY};
+use crate::common::s3::Moto;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,21 +45,6 @@ fn source(dir: &Path) -> Source {
         d,
         sbom,
     }
-}
-
-/// stackci with the moto credentials and endpoint.
-fn ci(moto: &Moto) -> Command {
-    let mut cmd = stackci();
-    cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .args(["--s3-endpoint", &moto.endpoint]);
-    cmd
 }
 
 /// `mirror copy --json`, parsed.
@@ -112,16 +97,16 @@ fn copies_file_to_s3_to_registry_to_file_byte_for_byte_with_signatures_and_refer
         (&s3.to_string(), &oci),
         (&oci, &file_back),
     ] {
-        let report = copy(ci(&moto), &[from, to]);
+        let report = copy(moto.stackci(), &[from, to]);
         assert!(
             actions(&report).values().all(|a| a == "copied"),
             "{from} → {to}: {report}"
         );
         // The SBOM manifest has no tag: it goes as the index's child.
         assert_eq!(report["manifests"], 1, "{report}");
-        ok(ci(&moto).args(["mirror", "verify", to]));
+        ok(moto.stackci().args(["mirror", "verify", to]));
         // A second run finds everything there.
-        let again = copy(ci(&moto), &[from, to]);
+        let again = copy(moto.stackci(), &[from, to]);
         assert!(actions(&again).values().all(|a| a == "present"), "{again}");
         assert_eq!(again["blobs"]["copied"], 0, "{again}");
         assert_eq!(again["manifests"], 0, "{again}");

@@ -280,8 +280,3 @@ fn a_multi_arch_base_from_a_registry_gives_each_platform_its_manifest() {
     assert!(!out.status.success());
     assert!(err.contains("is an image for linux/arm64, not linux/amd64"), "{err}");
 }
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
-}

@@ -9,21 +9,6 @@ use std::process::Command;
 use crate::common::*;
 use s3_peer::{ACCESS_KEY, Moto, SECRET_KEY};
 
-/// stackci with the test credentials and the moto endpoint.
-fn s3ci(moto: &Moto) -> Command {
-    let mut cmd = stackci();
-    cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .args(["--s3-endpoint", &moto.endpoint]);
-    cmd
-}
-
 /// `aws s3 sync` of `url` into `dir`.
 fn sync(moto: &Moto, url: &str, dir: &Path) {
     require("aws");
@@ -51,7 +36,11 @@ fn s3_mirror_builds_installs_and_syncs_to_a_layout_skopeo_reads() {
     let store = tmp.path().join("store");
     let demo = demo_copy(tmp.path(), &store);
     let m = "s3://stacks/demo/mirror";
-    let out = output(s3ci(&moto).current_dir(&demo).args(["--mirror", m, "run", "-j", "2"]));
+    let out = output(
+        moto.stackci()
+            .current_dir(&demo)
+            .args(["--mirror", m, "run", "-j", "2"]),
+    );
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -59,13 +48,15 @@ fn s3_mirror_builds_installs_and_syncs_to_a_layout_skopeo_reads() {
     );
     assert!(out.status.success(), "{all}");
     assert!(!all.contains(SECRET_KEY), "the secret key was printed");
-    let plan = plan_statuses(&ok(s3ci(&moto)
+    let plan = plan_statuses(&ok(moto
+        .stackci()
         .current_dir(&demo)
         .args(["--mirror", m, "plan", "--json"])));
     assert!(plan.iter().all(|(_, s)| s == "cached"), "{plan:?}");
 
     let root = tmp.path().join("root");
-    ok(s3ci(&moto)
+    ok(moto
+        .stackci()
         .current_dir(&demo)
         .args(["--mirror", m, "install", "hello", "--root"])
         .arg(&root));
@@ -106,7 +97,7 @@ fn sixteen_processes_pushing_into_one_bucket_lose_no_index_entry() {
     let children: Vec<_> = names
         .chunks(10)
         .map(|mine| {
-            s3ci(&moto)
+            moto.stackci()
                 .arg("--stack")
                 .arg(&stack)
                 .args(["--mirror", m, "-q", "run", "-j", "2"])
@@ -119,7 +110,8 @@ fn sixteen_processes_pushing_into_one_bucket_lose_no_index_entry() {
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    let plan = plan_statuses(&ok(s3ci(&moto)
+    let plan = plan_statuses(&ok(moto
+        .stackci()
         .arg("--stack")
         .arg(&stack)
         .args(["--mirror", m, "plan", "--json"])));

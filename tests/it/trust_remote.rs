@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::common::fault_proxy::{Action, Proxy, RequestHead};
 use crate::common::registry::Peer;
-use crate::common::s3::{ACCESS_KEY, Moto, SECRET_KEY};
+use crate::common::s3::{CLIENT_ENV, Moto};
 use crate::common::*;
 use crate::trust::{PASSWORD, all_output, assert_no_secret, cosign, keygen, peer, require_tools, small_stack};
 
@@ -207,21 +207,9 @@ fn s3_mirror_holds_the_same_signature_tags() {
     let dir = small_stack(&tmp.path().join("stack"), &tmp.path().join("store"));
     let (key, public) = keygen(tmp.path(), "k");
     let m = "s3://stacks/signed";
-    let aws = [
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_CONFIG_FILE", "/nonexistent"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-    ];
     let s3ci = || {
-        let mut cmd = stackci();
-        cmd.current_dir(&dir)
-            .envs(aws)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .args(["--s3-endpoint", &moto.endpoint, "--mirror", m]);
+        let mut cmd = moto.stackci();
+        cmd.current_dir(&dir).args(["--mirror", m]);
         cmd
     };
     let out = output(
@@ -242,7 +230,7 @@ fn s3_mirror_holds_the_same_signature_tags() {
             "s3:stacks/signed",
             tag,
         ])
-        .envs(aws)
+        .envs(CLIENT_ENV)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)))
         .unwrap();
         assert_eq!(r["ok"], true, "{r}");

@@ -182,3 +182,10 @@ pub fn podman_run(archive: &Path, name: &str) -> String {
     let _ = Command::new("podman").args(["rmi", "-f", name]).output();
     out
 }
+
+/// The sha256 of `bytes` in lower-case hex, computed with `sha2` (not stackci's own digest
+/// code), so a test checks stackci's digests independently.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
+}

@@ -59,7 +59,28 @@ pub struct Moto {
     pub env: HashMap<String, String>,
 }
 
+/// The AWS environment of every S3 client the tests start: the test credentials, and
+/// nothing from the user's own AWS configuration.
+pub const CLIENT_ENV: [(&str, &str); 6] = [
+    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+    ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/nonexistent"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+];
+
 impl Moto {
+    /// `stackci` with [`CLIENT_ENV`] and this server as its S3 endpoint.
+    pub fn stackci(&self) -> Command {
+        let mut cmd = super::stackci();
+        cmd.envs(CLIENT_ENV)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .args(["--s3-endpoint", &self.endpoint]);
+        cmd
+    }
+
     /// Starts moto on a free port; panics with the script's output when it cannot.
     pub fn start() -> Moto {
         Moto::start_with_env(&[])
