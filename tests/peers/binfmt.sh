@@ -32,6 +32,8 @@ case "${1:-}" in
         die "the kernel refused to register $conf in $dir/register"
     fi
     grep -qx enabled "$entry" || die "$entry is registered but not enabled"
+    # podman runs arm64 programs in a container only with the F (fix binary) flag.
+    grep -q '^flags:.*F' "$entry" || die "$entry lacks the F flag: podman cannot use it"
     log "qemu-aarch64 registered: $(sed -n 2p "$entry")"
     ;;
   status)

@@ -41,11 +41,18 @@ problem() {
   if ! python3 -c 'import clingo' 2>/dev/null; then
     echo "clingo is not importable by python3 (Spack's concretizer)"; return
   fi
+  if [[ "$(pip_version clingo)" != "$(pip_pin clingo)" ]]; then
+    echo "clingo $(pip_version clingo), tests need $(pip_pin clingo)"; return
+  fi
   if ! grep -qs 'spec:' "$dir/user-config/linux/compilers.yaml" "$dir"/user-config/*/compilers.yaml 2>/dev/null; then
     echo "no compiler recorded in $dir/user-config"; return
   fi
   if [[ ! -s "$dir/source" ]]; then
     echo "$dir/source is missing (the setup did not finish)"; return
+  fi
+  # 0.23.0.dev0 names many commits: the source (snapshot, git or trimmed copy) names the one.
+  if ! grep -q "${PIN_SPACK_COMMIT:0:10}" "$dir/source"; then
+    echo "$dir holds Spack from $(<"$dir/source"), tests need commit ${PIN_SPACK_COMMIT:0:10}"; return
   fi
 }
 

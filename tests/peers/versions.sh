@@ -38,8 +38,8 @@ PIN_DEB=(
   "umoci 0.4.7"
   "podman 4.3.1"
   "runc 1.1.5"
-  "gcc-aarch64-linux-gnu -" "libc6-dev-arm64-cross -"
-  "qemu-user-static -"
+  "gcc-aarch64-linux-gnu 4:12.2.0-3" "libc6-dev-arm64-cross 2.36-8cross1"
+  "qemu-user-static 1:7.2"
 )
 
 # pip_version DIST: the installed version of a PyPI distribution, empty when absent.
@@ -101,7 +101,7 @@ require_deb() {
   for entry in "${PIN_DEB[@]}"; do
     if [[ "${entry%% *}" == "$1" ]]; then
       deb_ok "$1" "${entry#* }" ||
-        die "$1 ${entry#* } or later is needed (have: $(deb_version "$1"))): run scripts/install-test-deps.sh"
+        die "$1 ${entry#* } or later is needed (have: $(deb_version "$1")): run scripts/install-test-deps.sh"
       return 0
     fi
   done
