@@ -121,18 +121,25 @@ fn kill_9(child: &mut Child) {
     child.wait().unwrap();
 }
 
-/// Starts `stackci run` pushing a large layer and kills it with SIGKILL while a blob's
-/// temporary file exists in the mirror; returns that file's name.
+/// Kills a push of a large layer into `mirror` with SIGKILL while the blob's temporary file
+/// exists there; returns that file's name. `run` renames a layer it packed into a file
+/// mirror (no temporary for long enough to catch), so the killed writer is `mirror copy`
+/// from a mirror `run` filled first: it streams the layer through a temporary file.
 fn kill_during_push(stack: &Path, mirror: &Path) -> String {
     let blobs = mirror.join("blobs/sha256");
+    let source = mirror.with_file_name("filled-by-run");
+    ok(stackci()
+        .arg("--stack")
+        .arg(stack)
+        .args(["--mirror", &format!("file://{}", source.display()), "run"]));
     fs::create_dir_all(&blobs).unwrap();
     for _attempt in 0..3 {
         let mut child = stackci()
             .arg("--stack")
             .arg(stack)
-            .arg("--mirror")
+            .args(["mirror", "copy"])
+            .arg(format!("file://{}", source.display()))
             .arg(format!("file://{}", mirror.display()))
-            .arg("run")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -156,7 +163,7 @@ fn kill_during_push(stack: &Path, mirror: &Path) -> String {
         let _ = fs::remove_dir_all(mirror);
         fs::create_dir_all(&blobs).unwrap();
     }
-    panic!("could not kill `stackci run` while it wrote a blob (3 attempts)");
+    panic!("could not kill `stackci mirror copy` while it wrote a blob (3 attempts)");
 }
 
 /// A 64 MiB incompressible file: its layer takes a while to copy into the mirror.
