@@ -274,15 +274,7 @@ impl Trigger {
 
 /// GitLab's `message` or `error` field, else the (shortened) text.
 fn message(text: &str) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_str(text).ok();
-    let found = parsed
-        .as_ref()
-        .and_then(|v| v.get("message").or_else(|| v.get("error")))
-        .map(|m| match m {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-    let mut out = found.unwrap_or_else(|| text.trim().to_string());
+    let mut out = crate::ci::status::server_message(text);
     if out.chars().count() > 300 {
         out = out.chars().take(300).collect::<String>() + "...";
     }

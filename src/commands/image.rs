@@ -70,7 +70,7 @@ pub fn run(ctx: &Context, args: &ImageArgs) -> Result<ExitCode> {
                 format!("image `{}`", args.name)
             }
         })?;
-        let members = image_members(stack, &args.name);
+        let members = image::members(stack, &stack.images[&args.name]);
         let layers = package_layers(stack, &members, &image);
         let scratch = ctx.state_dir().join("tmp").join("image");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
@@ -173,15 +173,7 @@ fn assemble_for(
     platform: &Platform,
     trust: &Trust,
 ) -> Result<(Image, Option<(String, Digest)>)> {
-    let spec = stack.images.get(&args.name).with_context(|| {
-        let known: Vec<&str> = stack.images.keys().map(String::as_str).collect();
-        format!(
-            "no image `{}` in {} (images: {})",
-            args.name,
-            stack.path.display(),
-            known.join(", ")
-        )
-    })?;
+    let spec = image::spec(stack, &args.name)?;
     let base_ref = Location::image(args.base.as_deref().unwrap_or(&spec.base))
         .with_context(|| format!("base of image `{}`", args.name))?;
     let (base, base_id) = read_base(ctx, stack, &base_ref, platform, trust)?;
@@ -252,18 +244,6 @@ fn manifest_digest(mirror: &dyn Mirror, tag: &str) -> Result<Digest> {
         .get_manifest(tag)?
         .with_context(|| format!("base image `{tag}` is not in {}", mirror.location()))?;
     Ok(Digest::of(&bytes))
-}
-
-/// The packages of image `name`: its packages' runtime closures, dependencies first.
-fn image_members(stack: &Stack, name: &str) -> Vec<usize> {
-    let mut members: Vec<usize> = stack.images[name]
-        .packages
-        .iter()
-        .flat_map(|&i| stack.runtime_closure(i))
-        .collect();
-    members.sort_unstable();
-    members.dedup();
-    members
 }
 
 /// Each member's own layer digest, found by its prefix among the assembled image's layers

@@ -213,7 +213,7 @@ fn check_image(ctx: &Context, reference: &str, keys: &[PublicKey], counts: &mut 
                 sbom: None,
             }))
         }
-        Some((desc, _doc)) => {
+        Some(desc) => {
             let (status, key, reason) = check(target, &desc.digest, keys, counts);
             Some(Box::new(ImageJson {
                 reference: format!("{location} (SBOM)"),

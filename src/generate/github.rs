@@ -110,8 +110,7 @@ struct Chunk {
 }
 
 impl Layout {
-    fn new(stack: &Stack, s: &GithubSettings) -> Result<Layout> {
-        let rules = Rules::new(&stack.ci.mapping)?;
+    fn new(stack: &Stack, s: &GithubSettings, rules: &Rules) -> Result<Layout> {
         ensure!(
             (1..=256).contains(&s.max_matrix),
             "ci.github.max_matrix is {}; it must be between 1 and 256",
@@ -258,7 +257,7 @@ pub fn github_plan_outputs(
         "the plan does not belong to stack {}",
         stack.name
     );
-    let layout = Layout::new(stack, settings)?;
+    let layout = Layout::new(stack, settings, &Rules::new(&stack.ci.mapping)?)?;
     let n = stack.packages.len();
     let roots: Vec<usize> = if select.packages.is_empty() {
         (0..n).filter(|&i| !stack.packages[i].is_external()).collect()
@@ -551,8 +550,8 @@ pub fn github_workflow(stack: &Stack, opts: &GithubOptions) -> Result<String> {
          know its own repository: set `ci: {{ github: {{ action: OWNER/stackci@v1 }} }}` (`./` in a \
          checkout of stackci itself) or `ci: {{ install: {{ repository: OWNER/stackci }} }}` in the stack"
     );
-    let layout = Layout::new(stack, s)?;
     let rules = Rules::new(&stack.ci.mapping)?;
+    let layout = Layout::new(stack, s, &rules)?;
     let job = |name, needs, condition, steps| job(s, name, needs, condition, steps);
     let mut jobs: Vec<(String, Job)> = Vec::new();
 

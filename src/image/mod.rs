@@ -120,6 +120,26 @@ impl Image {
     }
 }
 
+/// Image `name` of `stack`; the error lists the images the stack has.
+pub fn spec<'a>(stack: &'a Stack, name: &str) -> Result<&'a ImageSpec> {
+    stack.images.get(name).with_context(|| {
+        let known: Vec<&str> = stack.images.keys().map(String::as_str).collect();
+        format!(
+            "no image `{name}` in {} (images: {})",
+            stack.path.display(),
+            known.join(", ")
+        )
+    })
+}
+
+/// The packages of image `spec`: its packages' runtime closures, each once, dependencies first.
+pub fn members(stack: &Stack, spec: &ImageSpec) -> Vec<usize> {
+    let mut members: Vec<usize> = spec.packages.iter().flat_map(|&i| stack.runtime_closure(i)).collect();
+    members.sort_unstable();
+    members.dedup();
+    members
+}
+
 /// Builds image `name` of the stack: `base` + the runtime closure of its packages (read from
 /// `mirror`, where they must all be, each verified by `trust` when it has keys) + a config
 /// with PATH, env, entrypoint, labels and `created` from `source_date_epoch`.
@@ -131,17 +151,8 @@ pub fn assemble(
     source_date_epoch: u64,
     trust: &Trust,
 ) -> Result<Image> {
-    let spec: &ImageSpec = stack.images.get(name).with_context(|| {
-        let known: Vec<&str> = stack.images.keys().map(String::as_str).collect();
-        format!(
-            "no image `{name}` in {} (images: {})",
-            stack.path.display(),
-            known.join(", ")
-        )
-    })?;
-    let mut members: Vec<usize> = spec.packages.iter().flat_map(|&i| stack.runtime_closure(i)).collect();
-    members.sort_unstable();
-    members.dedup();
+    let spec = spec(stack, name)?;
+    let members = members(stack, spec);
     if members.is_empty() {
         bail!("image `{name}` has no packages");
     }

@@ -212,9 +212,10 @@ pub fn attach(mirror: &dyn Mirror, sbom: &[u8], subject: &Descriptor, created: &
     referrers::push_referrer(mirror, &spec::to_bytes(&manifest), &subject.digest)
 }
 
-/// The SBOM attached to image manifest `image` in `mirror`, found through its referrers;
-/// `None` when it has none.
-pub fn find(mirror: &dyn Mirror, image: &Digest) -> Result<Option<(Descriptor, Vec<u8>)>> {
+/// The SBOM manifest attached to image manifest `image` in `mirror`, found through its
+/// referrers, once its SPDX document has been streamed and checked against its digest and
+/// size; `None` when it has none.
+pub fn find(mirror: &dyn Mirror, image: &Digest) -> Result<Option<Descriptor>> {
     let Some(entry) = referrers::list_referrers(mirror, image, Some(SPDX_MEDIA_TYPE))?
         .into_iter()
         .next()
@@ -241,15 +242,14 @@ pub fn find(mirror: &dyn Mirror, image: &Digest) -> Result<Option<(Descriptor, V
             layer.size
         );
     }
-    let mut doc = Vec::new();
-    std::io::Read::read_to_end(
+    std::io::copy(
         &mut crate::digest::VerifyingReader::new(
             mirror.open_blob(&layer.digest)?,
             layer.digest.clone(),
             Some(layer.size),
             format!("SBOM {}", layer.digest),
         ),
-        &mut doc,
+        &mut std::io::sink(),
     )?;
-    Ok(Some((entry, doc)))
+    Ok(Some(entry))
 }

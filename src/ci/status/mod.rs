@@ -501,21 +501,26 @@ struct Answer {
 impl Answer {
     /// The server's error message: JSON `message` (or `error`), else the start of the body.
     fn message(&self) -> String {
-        let parsed: Option<serde_json::Value> = serde_json::from_str(&self.body).ok();
-        let from_json = parsed.as_ref().and_then(|v| {
-            let m = v.get("message").or_else(|| v.get("error"))?;
-            Some(match m {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-        });
-        let text = from_json.unwrap_or_else(|| self.body.trim().to_string());
+        let text = server_message(&self.body);
         if text.is_empty() {
             format!("HTTP {}", self.code)
         } else {
             truncate_chars(&text, 500)
         }
     }
+}
+
+/// A forge's error answer `body`: its JSON `message` (or `error`) field, else the trimmed text.
+pub(crate) fn server_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let from_json = parsed.as_ref().and_then(|v| {
+        let m = v.get("message").or_else(|| v.get("error"))?;
+        Some(match m {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    });
+    from_json.unwrap_or_else(|| body.trim().to_string())
 }
 
 /// What to do after one attempt.
