@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -186,42 +186,6 @@ fn component_install_script() -> String {
         .to_string()
 }
 
-/// `python3 -m http.server` on a free port of 127.0.0.1, serving `dir`; killed on drop.
-struct Files(std::process::Child, u16);
-
-impl Files {
-    fn serve(dir: &Path) -> Files {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server");
-        // Owned from here: dropping it kills and waits for the server, on every path.
-        let files = Files(child, port);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return files;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the file server did not start on port {port}");
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn component_installs_the_release_binary_only_when_its_checksum_matches() {
     let tmp = tempfile::tempdir().unwrap();
@@ -245,7 +209,7 @@ fn component_installs_the_release_binary_only_when_its_checksum_matches() {
         .arg("-c")
         .arg(format!("sha256sum {asset} > {asset}.sha256"))
         .current_dir(&release));
-    let files = Files::serve(&release);
+    let files = Server::start(&release);
     let script = component_install_script();
     let install = |root: &Path, repo: &str, url: Option<String>| {
         let mut env = vec![
@@ -260,7 +224,7 @@ fn component_installs_the_release_binary_only_when_its_checksum_matches() {
         let out = run_step(&script, tmp.path(), "/usr/bin:/bin", &env);
         (out.status.success(), text_of(&out))
     };
-    let url = format!("http://127.0.0.1:{}", files.1);
+    let url = files.url.clone();
 
     let root = tmp.path().join("root");
     let (ok1, log) = install(&root, "acme/stackci", Some(url.clone()));
