@@ -29,14 +29,21 @@ pub use yaml::DEFAULT_STORE;
 /// Reads and validates the stack at `path`: a Spack lockfile when the name ends in
 /// `.lock` or `.json` (or the content starts with `{`), else a `stack.yaml`.
 pub fn load(path: &Path) -> Result<Stack, StackError> {
+    load_for(path, None)
+}
+
+/// [`load`] for the target platform `platform` (`--platform`; `None`: the file's
+/// `platform:`, else the host's). A Spack lockfile names its own targets, so the platform is
+/// the host's unless given.
+pub fn load_for(path: &Path, platform: Option<&crate::platform::Platform>) -> Result<Stack, StackError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    match ext {
-        "lock" | "json" => spack::load(path),
-        "yaml" | "yml" => yaml::load(path),
+    let mut stack = match ext {
+        "lock" | "json" => spack::load(path)?,
+        "yaml" | "yml" => yaml::load_for(path, platform)?,
         _ => {
             let bytes = std::fs::read(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
             if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-                spack::parse(path, &bytes)
+                spack::parse(path, &bytes)?
             } else {
                 let text = String::from_utf8(bytes).map_err(|e| {
                     StackError::io(
@@ -45,23 +52,9 @@ pub fn load(path: &Path) -> Result<Stack, StackError> {
                         std::io::Error::new(std::io::ErrorKind::InvalidData, e),
                     )
                 })?;
-                yaml::parse(path, &text)
+                yaml::parse_for(path, &text, platform)?
             }
         }
-    }
-}
-
-/// [`load`] for the target platform `platform` (`--platform`; `None`: the file's
-/// `platform:`, else the host's). A Spack lockfile names its own targets, so the platform is
-/// the host's unless given.
-pub fn load_for(path: &Path, platform: Option<&crate::platform::Platform>) -> Result<Stack, StackError> {
-    let mut stack = match path.extension().and_then(|e| e.to_str()) {
-        Some("yaml" | "yml") => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
-            yaml::parse_for(path, &text, platform)?
-        }
-        _ => load(path)?,
     };
     if let Some(p) = platform {
         stack.platform = p.clone();

@@ -119,6 +119,26 @@ fn loads_a_valid_stack() {
 }
 
 #[test]
+fn platform_flag_hashes_a_stack_yaml_under_any_file_name() {
+    let fx = Fixture::new();
+    fx.write("src/hello/hello.c", "x");
+    let host = crate::platform::Platform::host();
+    let other = if host.architecture == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let arm = crate::platform::Platform::parse(other).unwrap();
+    let hashes = |s: &Stack| s.packages.iter().map(|p| p.hash.clone()).collect::<Vec<_>>();
+    let yaml = load_for(&fx.write("stack.yaml", GOOD), Some(&arm)).unwrap();
+    let other_name = load_for(&fx.write("stack.conf", GOOD), Some(&arm)).unwrap();
+    assert_eq!(hashes(&other_name), hashes(&yaml));
+    assert_eq!(other_name.platform, arm);
+    let on_host = load(&fx.write("host.conf", GOOD)).unwrap();
+    assert_ne!(hashes(&on_host), hashes(&yaml), "the platform is part of the hash");
+}
+
+#[test]
 fn order_and_hashes_do_not_depend_on_file_order() {
     let fx = Fixture::new();
     fx.write("src/hello/hello.c", "x");

@@ -181,19 +181,14 @@ struct RawImage {
     labels: BTreeMap<String, String>,
 }
 
-/// Reads and validates the `stack.yaml` at `path`.
-pub(crate) fn load(path: &Path) -> Result<Stack, StackError> {
+/// Reads and validates the `stack.yaml` at `path` for `platform` (see [`parse_for`]).
+pub(crate) fn load_for(path: &Path, platform: Option<&Platform>) -> Result<Stack, StackError> {
     let text = std::fs::read_to_string(path).map_err(|e| StackError::io(path, "cannot read the stack file", e))?;
-    parse(path, &text)
+    parse_for(path, &text, platform)
 }
 
-/// Validates the `stack.yaml` text read from `path` (which locates relative sources).
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Stack, StackError> {
-    parse_for(path, text, None)
-}
-
-/// [`parse`] for the target platform `platform` (`--platform`), which wins over the file's
-/// `platform:`.
+/// Validates the `stack.yaml` text read from `path` (which locates relative sources) for the
+/// target platform `platform` (`--platform`), which wins over the file's `platform:`.
 pub(crate) fn parse_for(path: &Path, text: &str, platform: Option<&Platform>) -> Result<Stack, StackError> {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::Error;
